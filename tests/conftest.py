@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -22,15 +23,11 @@ def _no_leaked_processes() -> Iterator[None]:
     before = set(started_pids())
     yield
     leaked = {
-        pid: label
-        for pid, label in started_pids().items()
-        if pid not in before and pid_alive(pid)
+        pid: label for pid, label in started_pids().items() if pid not in before and pid_alive(pid)
     }
     for pid in leaked:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     if leaked:
         pytest.fail(f"processes left running after the test: {leaked}")
 
@@ -47,9 +44,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     alive = {pid: label for pid, label in started_pids().items() if pid_alive(pid)}
     if alive:
         for pid in alive:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         print(f"\nhawatch: processes left running after the test run: {alive}")
         session.exitstatus = 1

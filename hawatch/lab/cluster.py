@@ -166,6 +166,11 @@ class LabNode:
             client.close()
 
     @property
+    def pid(self) -> int | None:
+        """The pid of the node's process, once started."""
+        return self.process.pid if self.process is not None else None
+
+    @property
     def running(self) -> bool:
         """True while the node's process runs (paused counts as running)."""
         return self.process is not None and self.process.running
@@ -447,9 +452,7 @@ class LabCluster:
         answers: list[tuple[str, int] | None] = []
         for s in self.sentinel_nodes:
             try:
-                reply = s.call(
-                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name, timeout=1.0
-                )
+                reply = s.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name, timeout=1.0)
             except (redis.RedisError, OSError):
                 answers.append(None)
                 continue
@@ -492,8 +495,9 @@ class LabCluster:
                 return self.node_by_port(ports.pop())
             return None
 
-        return _wait_until(f"the sentinels to agree on a master other than {old_port}", agreed,
-                           timeout, 0.1)
+        return _wait_until(
+            f"the sentinels to agree on a master other than {old_port}", agreed, timeout, 0.1
+        )
 
     def wait_for_role(self, node: LabNode, role: str, timeout: float = 30.0) -> None:
         """Wait until `node` itself reports `role` (and, for a replica, a linked master)."""
@@ -511,7 +515,7 @@ class LabCluster:
     # -- faults -------------------------------------------------------------------------
 
     def failover(self, sentinel: LabNode | None = None) -> str:
-        """Ask one sentinel for `SENTINEL FAILOVER`; returns its reply (`OK`) or raises its error."""
+        """Ask one sentinel for `SENTINEL FAILOVER`; return its reply (`OK`) or raise its error."""
         target = sentinel or next(s for s in self.sentinel_nodes if s.running)
         reply = target.call("SENTINEL", "FAILOVER", self.master_name, timeout=2.0)
         return "OK" if reply is True else str(reply)

@@ -26,7 +26,7 @@ _started: dict[int, str] = {}
 
 
 class LabError(RuntimeError):
-    """The lab could not do what was asked; the message is one sentence saying why and what to do."""
+    """The lab could not do what was asked; the message says why and what to do."""
 
 
 def started_pids() -> dict[int, str]:
@@ -114,7 +114,7 @@ class ManagedProcess:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent if os.name == "posix" else None,  # noqa: PLW1509
+                    preexec_fn=_die_with_parent if os.name == "posix" else None,
                 )
             except FileNotFoundError as exc:
                 raise LabError(f"cannot start {label}: {self.argv[0]} was not found.") from exc
@@ -125,7 +125,8 @@ class ManagedProcess:
             _started[self.pid] = label
 
     def __repr__(self) -> str:
-        return f"<ManagedProcess {self.label} pid={self.pid} {'running' if self.running else 'stopped'}>"
+        state = "running" if self.running else "stopped"
+        return f"<ManagedProcess {self.label} pid={self.pid} {state}>"
 
     @property
     def running(self) -> bool:

