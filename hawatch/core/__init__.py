@@ -1,0 +1,39 @@
+"""The pure core: the event vocabulary and the state folded from it.
+
+Nothing here does I/O, reads a clock or imports Textual, so the same code runs
+under the TUI, in a headless drill, in a journal replay and in fast unit tests.
+"""
+
+from hawatch.core.cluster import (
+    ClusterSnapshot,
+    ClusterState,
+    MasterView,
+    UnreachableSentinel,
+    format_address,
+)
+from hawatch.core.events import (
+    Event,
+    MasterObserved,
+    SentinelReachable,
+    SentinelUnreachable,
+    event_types,
+    from_json,
+    register,
+    to_json,
+)
+
+__all__ = [
+    "ClusterSnapshot",
+    "ClusterState",
+    "Event",
+    "MasterObserved",
+    "MasterView",
+    "SentinelReachable",
+    "SentinelUnreachable",
+    "UnreachableSentinel",
+    "event_types",
+    "format_address",
+    "from_json",
+    "register",
+    "to_json",
+]

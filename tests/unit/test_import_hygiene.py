@@ -1,0 +1,43 @@
+"""The core and the sources import without Textual: headless runs and replays stay cheap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEADLESS_MODULES = [
+    "hawatch.core",
+    "hawatch.core.events",
+    "hawatch.core.cluster",
+    "hawatch.sources",
+    "hawatch.sources.sentinel",
+    "hawatch.settings",
+]
+
+
+@pytest.mark.parametrize("module", HEADLESS_MODULES)
+def test_module_imports_without_textual(module: str) -> None:
+    code = (
+        "import importlib, sys\n"
+        f"importlib.import_module({module!r})\n"
+        "loaded = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_all_headless_modules_together_import_without_textual() -> None:
+    code = (
+        "import sys\n"
+        + "".join(f"import {module}\n" for module in HEADLESS_MODULES)
+        + "assert 'textual' not in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
