@@ -8,6 +8,7 @@ traceback: exit status 2 for bad input, 1 when something could not be done,
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -235,7 +236,9 @@ def _lab_config(**kw: Any) -> LabConfig:
 
 
 def _say(text: str) -> None:
-    click.echo(f"hawatch: {text}", err=True)
+    """One line for the user on standard error; a terminal that is gone is not an error."""
+    with contextlib.suppress(OSError):
+        click.echo(f"hawatch: {text}", err=True)
 
 
 @cli.command()

@@ -297,9 +297,10 @@ class LabCluster:
             if replica_of is not None:
                 lines.append(f"replicaof 127.0.0.1 {replica_of}")
             node = LabNode(name, "data", port, directory)
+            self.data_nodes.append(node)
             if self._launch(node, lines, sentinel=False):
-                self.data_nodes.append(node)
                 return node
+            self.data_nodes.remove(node)
         raise LabError(f"could not find a free port for {name} after 5 tries.")
 
     def _start_sentinel(self, name: str, master_port: int) -> LabNode:
@@ -319,21 +320,27 @@ class LabCluster:
                 f"sentinel parallel-syncs {cfg.master_name} 1",
             ]
             node = LabNode(name, "sentinel", port, directory)
+            self.sentinel_nodes.append(node)
             if self._launch(node, lines, sentinel=True):
-                if cfg.sentinel_debug:
-                    args: list[Any] = ["SENTINEL", "DEBUG"]
-                    for key, value in cfg.sentinel_debug.items():
-                        args += [key, value]
-                    try:
-                        node.call(*args)
-                    except redis.ResponseError as exc:
-                        raise LabError(
-                            f"{name} refused SENTINEL DEBUG ({exc}); the lab needs Redis 7.0+ "
-                            "or Valkey for fast failovers."
-                        ) from exc
-                self.sentinel_nodes.append(node)
+                self._apply_sentinel_debug(node)
                 return node
+            self.sentinel_nodes.remove(node)
         raise LabError(f"could not find a free port for {name} after 5 tries.")
+
+    def _apply_sentinel_debug(self, node: LabNode) -> None:
+        """Set the configured `SENTINEL DEBUG` periods on a sentinel that just started."""
+        if not self.config.sentinel_debug:
+            return
+        args: list[Any] = ["SENTINEL", "DEBUG"]
+        for key, value in self.config.sentinel_debug.items():
+            args += [key, value]
+        try:
+            node.call(*args)
+        except redis.ResponseError as exc:
+            raise LabError(
+                f"{node.name} refused SENTINEL DEBUG ({exc}); the lab needs Redis 7.0+ "
+                "or Valkey for fast failovers."
+            ) from exc
 
     def _launch(self, node: LabNode, config_lines: list[str], *, sentinel: bool) -> bool:
         """Write the node's config, start it, wait for PING. False if its port was taken."""
@@ -368,7 +375,8 @@ class LabCluster:
         raise LabError(f"{node.name} on port {node.port} did not answer PING within 10 s.")
 
     def _write_manifest(self) -> None:
-        """Record the pids of this lab in its directory, for people and tests to check."""
+        """Record the lab in `lab.json` in its directory: the master name, the sentinels'
+        addresses and every pid, for people and tests to check (written atomically)."""
         if self.directory is None:
             return
         pids = {
@@ -377,8 +385,15 @@ class LabCluster:
             if n.process is not None
         }
         pids.update({p.label: p.pid for p in self.extra})
+        manifest = {
+            "master_name": self.master_name,
+            "sentinels": [str(a) for a in self.sentinel_addresses],
+            "pids": pids,
+        }
         with contextlib.suppress(OSError):
-            (self.directory / "pids.json").write_text(json.dumps(pids, indent=1))
+            partial = self.directory / "lab.json.partial"
+            partial.write_text(json.dumps(manifest, indent=1))
+            partial.replace(self.directory / "lab.json")
 
     def register(self, proc: ManagedProcess) -> ManagedProcess:
         """Tie another process (a worker, a load generator) to the lab's lifetime."""
@@ -544,11 +559,8 @@ class LabCluster:
         lines = conf.read_text().splitlines()
         if not self._launch(node, lines, sentinel=sentinel):
             raise LabError(f"port {node.port} of {node.name} was taken while it was down.")
-        if sentinel and self.config.sentinel_debug:
-            args: list[Any] = ["SENTINEL", "DEBUG"]
-            for key, value in self.config.sentinel_debug.items():
-                args += [key, value]
-            node.call(*args)
+        if sentinel:
+            self._apply_sentinel_debug(node)
 
 
 def _as_map(reply: Any) -> dict[str, Any]:

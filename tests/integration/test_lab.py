@@ -71,7 +71,9 @@ def test_stop_ends_every_process_by_pid_and_removes_the_files(tmp_path: Path) ->
     pids = cluster.all_pids()
     directory = cluster.directory
     assert directory is not None and directory.is_dir()
-    assert json.loads((directory / "pids.json").read_text()).keys() >= {"node-0", "sentinel-0"}
+    manifest = json.loads((directory / "lab.json").read_text())
+    assert set(manifest["pids"].values()) == set(pids)
+    assert manifest["sentinels"] == [str(a) for a in cluster.sentinel_addresses]
     assert len(pids) == 6 and all(pid_alive(p) for p in pids)
     paused = cluster.data_nodes[1]
     cluster.pause(paused)  # a paused process must be stopped too
@@ -161,12 +163,9 @@ def _read_manifest(base: Path, timeout: float = 30) -> tuple[Path, dict[str, int
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for d in base.glob("hawatch-lab-*"):
-            manifest = d / "pids.json"
+            manifest = d / "lab.json"
             if manifest.exists():
-                try:
-                    return d, json.loads(manifest.read_text())
-                except json.JSONDecodeError:
-                    pass
+                return d, json.loads(manifest.read_text())["pids"]
         time.sleep(0.1)
     raise AssertionError("the lab never wrote its pid manifest")
 
