@@ -192,7 +192,7 @@ def _wait_until(
             return result
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_error})" if last_error else ""
-            raise LabError(f"timed out after {timeout:.0f} s waiting for {what}{detail}.")
+            raise LabError(f"timed out after {timeout:g} s waiting for {what}{detail}.")
         time.sleep(interval)
 
 

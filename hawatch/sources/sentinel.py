@@ -271,7 +271,7 @@ class SentinelPoller:
             broken = self._clients.pop(address, None)
             if broken is not None:
                 await self._close(broken)
-            reason = describe_error(error, timeout=self.timeout)
+            reason = self.settings.redact(describe_error(error, timeout=self.timeout))
             if self._failing.get(address, "") != reason:
                 self._failing[address] = reason
                 self._send(SentinelUnreachable(ts=time.time(), sentinel=name, reason=reason))

@@ -152,6 +152,20 @@ def test_a_port_that_stays_taken_is_a_clear_error(
             LabCluster(LabConfig.fast(base_dir=tmp_path, replicas=0, sentinels=1, quorum=1)).start()
 
 
+def test_a_cluster_that_never_gets_ready_is_a_clear_error(lab: LabCluster) -> None:
+    hung = lab.sentinel_nodes[1]
+    lab.pause(hung)
+    try:
+        with pytest.raises(LabError) as info:
+            lab.wait_ready(timeout=1.5)
+    finally:
+        lab.resume(hung)
+    message = str(info.value)
+    assert message.startswith("timed out after 1.5 s waiting for the cluster to be ready")
+    assert "\n" not in message
+    lab.wait_ready()  # once resumed, it is ready again
+
+
 def test_bad_lab_shapes_are_refused() -> None:
     with pytest.raises(LabError, match="quorum"):
         LabConfig(sentinels=3, quorum=4)

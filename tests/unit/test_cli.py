@@ -73,6 +73,20 @@ def test_bad_input_is_one_sentence_and_status_2(args: list[str], needle: str) ->
     assert_refused(run(*args), needle)
 
 
+@pytest.mark.parametrize("command", ["lab", "demo"])
+def test_a_missing_server_binary_is_one_sentence_and_status_1(command: str, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-redis-server"
+    result = run(command, "--dir", str(tmp_path), env={"HAWATCH_REDIS_SERVER": str(missing)})
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"hawatch: error: HAWATCH_REDIS_SERVER names '{missing}', which is not an executable "
+        "file; point it at a redis-server or valkey-server binary."
+    )
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_redis_addr_in_the_environment_is_refused_without_the_password() -> None:
     result = run("watch", env={"REDIS_ADDR": f"redis://:{SECRET}@127.0.0.1:99999"})
     assert_refused(result, "REDIS_ADDR")
