@@ -411,29 +411,35 @@ class LabCluster:
     def wait_ready(self, timeout: float | None = None) -> None:
         """Wait until replicas are linked and every sentinel knows the others and the replicas."""
         timeout = self.config.ready_timeout if timeout is None else timeout
-        _wait_until("the cluster to be ready", self._ready_problem_or_none, timeout, 0.2)
+        _wait_until("the cluster to be ready", self._is_ready, timeout, 0.2)
 
-    def _ready_problem_or_none(self) -> bool | None:
+    def _is_ready(self) -> bool | None:
+        """True when the running data nodes form one replicated set and every running
+        sentinel agrees on its master and sees its replicas and the other sentinels."""
         cfg = self.config
-        master = self.data_nodes[0]
-        for node in self.data_nodes[1:]:
-            info = node.client(1.0).info("replication")
-            if info.get("master_link_status") != "up":
+        nodes = [n for n in self.data_nodes if n.running]
+        roles = {n.port: n.call("ROLE", timeout=1.0) for n in nodes}
+        masters = [port for port, role in roles.items() if role[0] == "master"]
+        if len(masters) != 1:
+            return None
+        for port, role in roles.items():
+            if port != masters[0] and (int(role[2]) != masters[0] or role[3] != "connected"):
                 return None
-        del master
-        for s in self.sentinel_nodes:
-            state = s.call("SENTINEL", "MASTER", cfg.master_name, timeout=1.0)
-            fields = _as_map(state)
-            if fields.get("flags") != "master":
+        replicas = {n.port for n in nodes} - {masters[0]}
+        sentinels = [n for n in self.sentinel_nodes if n.running]
+        for s in sentinels:
+            fields = _as_map(s.call("SENTINEL", "MASTER", cfg.master_name, timeout=1.0))
+            if fields.get("flags") != "master" or int(fields["port"]) != masters[0]:
                 return None
-            if int(fields.get("num-slaves", 0)) != cfg.replicas:
+            if int(fields.get("num-other-sentinels", 0)) < len(sentinels) - 1:
                 return None
-            if int(fields.get("num-other-sentinels", 0)) != cfg.sentinels - 1:
-                return None
+            linked = set()
             for replica in s.call("SENTINEL", "REPLICAS", cfg.master_name, timeout=1.0):
                 rf = _as_map(replica)
-                if rf.get("flags") != "slave" or rf.get("master-link-status") != "ok":
-                    return None
+                if rf.get("flags") == "slave" and rf.get("master-link-status") == "ok":
+                    linked.add(int(rf["port"]))
+            if not replicas <= linked:
+                return None
         return True
 
     # -- questions --------------------------------------------------------------------
