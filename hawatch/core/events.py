@@ -5,23 +5,37 @@ time they arrived; the core folds them into state and never reads a clock. Each
 event serialises to one JSON object with a ``"type"`` key, so a journal of
 events can be written one per line and replayed through the same core later.
 
-To add an event type: subclass `Event` as a frozen, slotted dataclass and
-decorate it with `register`. Field values must be JSON types (str, int, float,
-bool, None) or tuples of them; tuples come back as tuples.
+The wire format (the journal, `hawatch events`): one JSON object per line with
+``"type"`` (the event's short name, e.g. ``"sentinel"``), ``"at"`` (Unix
+seconds, the event's `ts`) and the event's other fields.
+
+To add an event type: subclass `Event` as a frozen, slotted dataclass with a
+``TYPE`` class variable naming it on the wire, and decorate it with `register`.
+Field values must be JSON types (str, int, float, bool, None), tuples of them,
+or tuples of small frozen dataclasses made of them (`ReplicaInfo`); they come
+back as the same types.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 __all__ = [
     "Event",
+    "FailoverRequested",
     "MasterObserved",
+    "NodeObserved",
+    "NodeUnreachable",
+    "PeerInfo",
+    "ReplicaInfo",
+    "SentinelMessage",
     "SentinelReachable",
     "SentinelUnreachable",
+    "UnparsedSentinelMessage",
     "event_types",
     "from_json",
     "register",
@@ -37,6 +51,9 @@ class Event:
     that replaying a journal reproduces exactly the same state.
     """
 
+    TYPE: ClassVar[str] = "event"
+    """The event's name on the wire (``"type"`` in JSON); unique per registered class."""
+
     ts: float
 
 
@@ -45,11 +62,13 @@ _REGISTRY: dict[str, type[Event]] = {}
 
 
 def register(cls: _E) -> _E:
-    """Make an event class known to `from_json` under its class name.
+    """Make an event class known to `from_json` under its wire name ``cls.TYPE``.
 
     Apply it outside ``@dataclass``, so the registered class is the final one.
     """
-    name = cls.__name__
+    name = cls.TYPE
+    if "TYPE" not in cls.__dict__:
+        raise TypeError(f"event type {cls.__name__} must set its own TYPE")
     if name in _REGISTRY and _REGISTRY[name] is not cls:
         raise ValueError(f"two event types are both called {name!r}")
     if not dataclasses.is_dataclass(cls):
@@ -59,18 +78,49 @@ def register(cls: _E) -> _E:
 
 
 def event_types() -> dict[str, type[Event]]:
-    """Every registered event type by name: for journals, docs and tests."""
+    """Every registered event type by wire name: for journals, docs and tests."""
     return dict(_REGISTRY)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaInfo:
+    """One replica of a master as a sentinel sees it (``SENTINEL REPLICAS``)."""
+
+    address: str
+    """``host:port`` (``[v6]:port`` for IPv6)."""
+    flags: tuple[str, ...] = ()
+    link: str | None = None
+    """``master-link-status``: ``ok`` or ``err``."""
+    link_down_ms: int | None = None
+    priority: int | None = None
+    """``slave-priority``; 0 means it is never promoted."""
+    offset: int | None = None
+    """``slave-repl-offset``."""
+    announced: bool | None = None
+    """``replica-announced``: False for a hidden replica."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    """Another sentinel of the same master (``SENTINEL SENTINELS``)."""
+
+    address: str
+    runid: str | None = None
+    flags: tuple[str, ...] = ()
+    last_hello_ms: int | None = None
 
 
 @register
 @dataclass(frozen=True, slots=True)
 class MasterObserved(Event):
-    """What one sentinel said about one master in a ``SENTINEL MASTERS`` reply.
+    """What one sentinel says about one master: ``SENTINEL MASTERS``, and when the
+    topology poller asked for them, its replicas, the other sentinels and ``CKQUORUM``.
 
     The address with the highest `epoch` is the sentinels' latest agreed
     configuration; a sentinel with a lower epoch has not caught up yet.
     """
+
+    TYPE: ClassVar[str] = "master"
 
     sentinel: str
     """The sentinel that answered, as ``host:port``."""
@@ -85,12 +135,24 @@ class MasterObserved(Event):
     num_slaves: int | None = None
     num_other_sentinels: int | None = None
     quorum: int | None = None
+    replicas: tuple[ReplicaInfo, ...] | None = None
+    """The replicas it knows; None when this report did not ask (not: no replicas)."""
+    peers: tuple[PeerInfo, ...] | None = None
+    """The other sentinels it knows; None when this report did not ask."""
+    ckquorum: str | None = None
+    """The text of the ``CKQUORUM`` reply or refusal, when asked."""
+    ckquorum_ok: bool | None = None
+    tilt: bool | None = None
+    """Whether this sentinel is in TILT mode (``INFO sentinel``), when asked."""
+    failover_state: str | None = None
 
 
 @register
 @dataclass(frozen=True, slots=True)
 class SentinelUnreachable(Event):
     """A sentinel stopped answering (or never answered); `reason` says why in a sentence."""
+
+    TYPE: ClassVar[str] = "sentinel-down"
 
     sentinel: str
     reason: str
@@ -101,18 +163,124 @@ class SentinelUnreachable(Event):
 class SentinelReachable(Event):
     """A sentinel answers (for the first time, or again after being unreachable)."""
 
+    TYPE: ClassVar[str] = "sentinel-up"
+
     sentinel: str
 
 
+@register
+@dataclass(frozen=True, slots=True)
+class SentinelMessage(Event):
+    """One message a sentinel published on its pub/sub channels, parsed by channel name.
+
+    Only the fields the channel carries are set; `payload` always holds the
+    message as received. See the Sentinel reference for each channel's payload.
+    """
+
+    TYPE: ClassVar[str] = "sentinel"
+
+    sentinel: str
+    """The sentinel that published it, as ``host:port``."""
+    channel: str
+    """The event name, e.g. ``+switch-master``, ``+sdown``, ``+tilt``."""
+    payload: str
+    master: str | None = None
+    """The master name the message is about (None for ``+tilt``, ``+new-epoch`` ...)."""
+    role: str | None = None
+    """The instance type in the message's details: ``master``, ``slave`` or ``sentinel``."""
+    instance: str | None = None
+    """The instance's name: the master name, a replica's ``ip:port`` or a sentinel's run id."""
+    address: str | None = None
+    """The instance's ``host:port``."""
+    old: str | None = None
+    """``+switch-master``: the old master's ``host:port``."""
+    new: str | None = None
+    """``+switch-master``: the new master's ``host:port``."""
+    epoch: int | None = None
+    """``+new-epoch`` and ``+vote-for-leader``."""
+    leader: str | None = None
+    """``+vote-for-leader``: the run id voted for."""
+    detail: str | None = None
+    """What follows the instance details: ``#quorum 2/2``, ``new reported role is master`` ..."""
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class UnparsedSentinelMessage(Event):
+    """A pub/sub message that could not be parsed: kept whole, never an exception."""
+
+    TYPE: ClassVar[str] = "sentinel-unparsed"
+
+    sentinel: str
+    channel: str
+    payload: str
+    problem: str
+    """Why it could not be parsed, in a few words."""
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class NodeObserved(Event):
+    """What a data node says about itself: ``ROLE`` and ``INFO replication``."""
+
+    TYPE: ClassVar[str] = "node"
+
+    address: str
+    role: str
+    """``master`` or ``slave`` (the node's own word)."""
+    master_address: str | None = None
+    """For a replica: the master it replicates from."""
+    link: str | None = None
+    """For a replica: ``master_link_status`` (``up``/``down``)."""
+    offset: int | None = None
+    """The node's replication offset."""
+    connected_replicas: int | None = None
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class NodeUnreachable(Event):
+    """A data node did not answer ``ROLE``; `reason` says why in a sentence."""
+
+    TYPE: ClassVar[str] = "node-down"
+
+    address: str
+    reason: str
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class FailoverRequested(Event):
+    """The operator asked a sentinel for ``SENTINEL FAILOVER``, and what it answered."""
+
+    TYPE: ClassVar[str] = "failover-requested"
+
+    master: str
+    sentinel: str
+    reply: str
+    """``OK``, or the refusal in words (``INPROG ...``, ``NOPERM ...``, a timeout)."""
+    accepted: bool
+
+
 def to_json(event: Event) -> str:
-    """One JSON object for `event`, with its type name under ``"type"``."""
-    name = type(event).__name__
-    if _REGISTRY.get(name) is not type(event):
-        raise ValueError(f"{name} is not a registered event type")
-    obj: dict[str, Any] = {"type": name}
+    """One JSON object for `event`: ``type``, ``at`` (its `ts`), then its other fields."""
+    cls = type(event)
+    if _REGISTRY.get(cls.TYPE) is not cls:
+        raise ValueError(f"{cls.__name__} is not a registered event type")
+    obj: dict[str, Any] = {"type": cls.TYPE, "at": event.ts}
     for field in dataclasses.fields(event):
-        obj[field.name] = getattr(event, field.name)
+        if field.name != "ts":
+            obj[field.name] = _freeze(getattr(event, field.name))
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _freeze(value: Any) -> Any:
+    """Nested dataclasses (`ReplicaInfo`) as JSON objects."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _freeze(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_freeze(item) for item in value]
+    return value
 
 
 def from_json(line: str) -> Event:
@@ -130,18 +298,51 @@ def from_json(line: str) -> Event:
     if cls is None:
         known = ", ".join(sorted(_REGISTRY))
         raise ValueError(f"unknown event type {name!r} (known types: {known})")
+    if "at" in obj:
+        obj["ts"] = obj.pop("at")
     names = {field.name for field in dataclasses.fields(cls)}
     unexpected = sorted(set(obj) - names)
     if unexpected:
         raise ValueError(f"{name} has no field(s) {', '.join(unexpected)}")
+    hints = _hints(cls)
     try:
-        return cls(**{key: _thaw(value) for key, value in obj.items()})
-    except TypeError as error:
-        raise ValueError(f"{name} is incomplete: {error}") from None
+        return cls(**{key: _thaw(value, hints.get(key)) for key, value in obj.items()})
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} is incomplete or malformed: {error}") from None
 
 
-def _thaw(value: Any) -> Any:
-    """JSON arrays back into the tuples that frozen events hold."""
+def _hints(cls: type) -> dict[str, Any]:
+    """The resolved field types of a dataclass (cached per class)."""
+    cached = _HINTS.get(cls)
+    if cached is None:
+        cached = _HINTS[cls] = typing.get_type_hints(cls)
+    return cached
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _nested_class(hint: Any) -> type | None:
+    """The dataclass inside a hint like ``tuple[ReplicaInfo, ...] | None``, if any."""
+    for arg in typing.get_args(hint):
+        if isinstance(arg, type) and dataclasses.is_dataclass(arg):
+            return arg
+        inner = _nested_class(arg)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _thaw(value: Any, hint: Any = None) -> Any:
+    """JSON arrays back into tuples, and JSON objects into the nested dataclass of `hint`."""
     if isinstance(value, list):
+        nested = _nested_class(hint) if hint is not None else None
+        if nested is not None:
+            return tuple(
+                nested(**{k: _thaw(v) for k, v in item.items()})
+                if isinstance(item, dict)
+                else _thaw(item)
+                for item in value
+            )
         return tuple(_thaw(item) for item in value)
     return value

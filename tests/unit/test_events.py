@@ -8,9 +8,16 @@ import pytest
 
 from hawatch.core.events import (
     Event,
+    FailoverRequested,
     MasterObserved,
+    NodeObserved,
+    NodeUnreachable,
+    PeerInfo,
+    ReplicaInfo,
+    SentinelMessage,
     SentinelReachable,
     SentinelUnreachable,
+    UnparsedSentinelMessage,
     event_types,
     from_json,
     to_json,
@@ -34,6 +41,48 @@ SAMPLES: list[Event] = [
     ),
     SentinelUnreachable(ts=2.5, sentinel="10.0.0.1:26379", reason="timed out after 1.0 s"),
     SentinelReachable(ts=3.0, sentinel="10.0.0.1:26379"),
+    MasterObserved(
+        ts=4.0,
+        sentinel="127.0.0.1:26379",
+        master="mymaster",
+        ip="127.0.0.1",
+        port=6380,
+        epoch=1,
+        replicas=(
+            ReplicaInfo("127.0.0.1:6381", ("slave",), "ok", 0, 100, 1234, True),
+            ReplicaInfo("[::1]:6382", ("slave", "s_down"), "err", 5000, 0, None, False),
+        ),
+        peers=(PeerInfo("127.0.0.1:26380", "a" * 40, ("sentinel",), 120),),
+        ckquorum="OK 3 usable Sentinels. Quorum and failover authorization can be reached",
+        ckquorum_ok=True,
+        tilt=False,
+        failover_state="none",
+    ),
+    SentinelMessage(
+        ts=5.0,
+        sentinel="127.0.0.1:26379",
+        channel="+switch-master",
+        payload="mymaster 127.0.0.1 6380 127.0.0.1 6381",
+        master="mymaster",
+        old="127.0.0.1:6380",
+        new="127.0.0.1:6381",
+    ),
+    UnparsedSentinelMessage(
+        ts=6.0, sentinel="127.0.0.1:26379", channel="+odown", payload="x", problem="too short"
+    ),
+    NodeObserved(
+        ts=7.0,
+        address="127.0.0.1:6381",
+        role="slave",
+        master_address="127.0.0.1:6380",
+        link="up",
+        offset=99,
+        connected_replicas=0,
+    ),
+    NodeUnreachable(ts=8.0, address="127.0.0.1:6380", reason="connection refused"),
+    FailoverRequested(
+        ts=9.0, master="mymaster", sentinel="127.0.0.1:26379", reply="OK", accepted=True
+    ),
 ]
 
 
@@ -41,12 +90,23 @@ SAMPLES: list[Event] = [
 def test_round_trip(event: Event) -> None:
     line = to_json(event)
     assert "\n" not in line
-    assert json.loads(line)["type"] == type(event).__name__
+    obj = json.loads(line)
+    assert obj["type"] == type(event).TYPE
+    assert obj["at"] == event.ts and "ts" not in obj
     assert from_json(line) == event
 
 
 def test_every_registered_type_has_a_sample() -> None:
-    assert set(event_types()) == {type(event).__name__ for event in SAMPLES}
+    assert set(event_types()) == {type(event).TYPE for event in SAMPLES}
+
+
+def test_nested_records_come_back_as_records() -> None:
+    event = from_json(to_json(SAMPLES[4]))
+    assert isinstance(event, MasterObserved) and event.replicas is not None
+    assert event.replicas[1] == ReplicaInfo(
+        "[::1]:6382", ("slave", "s_down"), "err", 5000, 0, None, False
+    )
+    assert isinstance(event.peers, tuple) and isinstance(event.peers[0], PeerInfo)
 
 
 def test_tuples_come_back_as_tuples() -> None:
@@ -61,7 +121,7 @@ def test_events_are_frozen() -> None:
 
 
 def test_unknown_type_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"unknown event type 'NoSuchEvent'.*MasterObserved"):
+    with pytest.raises(ValueError, match=r"unknown event type 'NoSuchEvent'.*sentinel-up"):
         from_json('{"type": "NoSuchEvent", "ts": 1.0}')
 
 
@@ -71,8 +131,8 @@ def test_unknown_type_is_refused() -> None:
         ("not json", "not valid JSON"),
         ("[1, 2]", "JSON object"),
         ('{"ts": 1.0}', '"type"'),
-        ('{"type": "SentinelReachable", "ts": 1.0}', "incomplete"),
-        ('{"type": "SentinelReachable", "ts": 1.0, "sentinel": "a", "x": 1}', "no field"),
+        ('{"type": "sentinel-up", "at": 1.0}', "incomplete"),
+        ('{"type": "sentinel-up", "at": 1.0, "sentinel": "a", "x": 1}', "no field"),
     ],
 )
 def test_malformed_lines_are_refused(line: str, message: str) -> None:
