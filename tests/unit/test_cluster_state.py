@@ -5,7 +5,12 @@ from __future__ import annotations
 from hawatch.core.cluster import ClusterState
 from hawatch.core.events import (
     Event,
+    FailoverRequested,
     MasterObserved,
+    NodeObserved,
+    NodeUnreachable,
+    ReplicaInfo,
+    SentinelMessage,
     SentinelReachable,
     SentinelUnreachable,
 )
@@ -227,3 +232,226 @@ def test_unknown_event_types_are_ignored() -> None:
     state = ClusterState()
     state.apply(Event(ts=1.0))
     assert state.snapshot(now=1.0).masters == ()
+
+
+# --- Sentinel messages, topology details, node roles -------------------------------
+
+
+R1, R2 = "127.0.0.1:6381", "127.0.0.1:6382"
+
+
+def msg(ts: float, sentinel: str, channel: str, payload: str, **kw) -> SentinelMessage:
+    """A parsed pub/sub message, as the sentinel source emits it."""
+    return SentinelMessage(ts=ts, sentinel=sentinel, channel=channel, payload=payload, **kw)
+
+
+def switch(ts: float, sentinel: str, old: str, new: str) -> SentinelMessage:
+    o_ip, o_port = old.rsplit(":", 1)
+    n_ip, n_port = new.rsplit(":", 1)
+    return msg(
+        ts,
+        sentinel,
+        "+switch-master",
+        f"mymaster {o_ip} {o_port} {n_ip} {n_port}",
+        master="mymaster",
+        old=old,
+        new=new,
+    )
+
+
+def replica(address: str, **kw) -> ReplicaInfo:
+    values = {"flags": ("slave",), "link": "ok", "priority": 100, "offset": 0, "announced": True}
+    values.update(kw)
+    return ReplicaInfo(address, **values)
+
+
+def test_switch_master_moves_the_role_at_once_and_three_copies_are_one_event() -> None:
+    state = fold(
+        seen(100.0, S1, OLD, 0),
+        seen(100.0, S2, OLD, 0),
+        seen(100.0, S3, OLD, 0),
+        switch(120.0, S1, "127.0.0.1:6379", "127.0.0.1:6380"),
+        switch(120.3, S2, "127.0.0.1:6379", "127.0.0.1:6380"),
+        switch(120.5, S3, "127.0.0.1:6379", "127.0.0.1:6380"),
+    )
+    view = state.snapshot(now=121.0).master("mymaster")
+    assert view is not None
+    assert view.address == "127.0.0.1:6380" and view.since == 120.0 and view.switched
+    assert view.previous == "127.0.0.1:6379"
+    (event,) = view.events
+    assert (event.channel, event.sentinels, event.ts) == ("+switch-master", 3, 120.0)
+    assert event.text == "+switch-master mymaster 127.0.0.1:6379 → 127.0.0.1:6380"
+
+
+def test_a_stale_switch_master_does_not_move_the_master_back() -> None:
+    state = fold(
+        seen(100.0, S1, OLD, 0),
+        seen(130.0, S1, NEW, 1),
+        seen(130.0, S2, NEW, 1),
+        # a sentinel restarted with an old configuration replays the old switch
+        switch(140.0, S3, "127.0.0.1:6380", "127.0.0.1:6379"),
+    )
+    view = state.snapshot(now=141.0).master("mymaster")
+    assert view is not None
+    assert view.address == "127.0.0.1:6380" and view.since == 130.0
+
+
+def test_a_new_switch_after_the_window_is_a_new_event() -> None:
+    state = fold(
+        seen(100.0, S1, OLD, 0),
+        switch(120.0, S1, "127.0.0.1:6379", "127.0.0.1:6380"),
+        seen(121.0, S1, NEW, 1),
+        msg(
+            125.0,
+            S1,
+            "+sdown",
+            "master mymaster 127.0.0.1 6380",
+            master="mymaster",
+            role="master",
+            instance="mymaster",
+            address="127.0.0.1:6380",
+        ),
+        msg(
+            200.0,
+            S1,
+            "+sdown",
+            "master mymaster 127.0.0.1 6380",
+            master="mymaster",
+            role="master",
+            instance="mymaster",
+            address="127.0.0.1:6380",
+        ),
+    )
+    view = state.snapshot(now=201.0).master("mymaster")
+    assert view is not None
+    assert [e.channel for e in view.events] == ["+switch-master", "+sdown", "+sdown"]
+    assert view.events[1].text == "+sdown master mymaster 127.0.0.1:6380"
+
+
+def test_failover_in_progress_from_messages_until_the_switch() -> None:
+    base = [seen(100.0, S1, OLD, 0)]
+    trying = msg(
+        110.0,
+        S1,
+        "+try-failover",
+        "master mymaster 127.0.0.1 6379",
+        master="mymaster",
+        role="master",
+        instance="mymaster",
+        address="127.0.0.1:6379",
+    )
+    view = fold(*base, trying).snapshot(now=111.0).master("mymaster")
+    assert view is not None and view.failover_in_progress
+    done = fold(*base, trying, switch(112.0, S1, "127.0.0.1:6379", "127.0.0.1:6380"))
+    view = done.snapshot(now=113.0).master("mymaster")
+    assert view is not None and not view.failover_in_progress
+
+
+def test_replicas_links_lag_and_what_nodes_say() -> None:
+    state = fold(
+        seen(
+            100.0,
+            S1,
+            OLD,
+            0,
+            replicas=(replica(R2, offset=900), replica(R1, offset=950)),
+            peers=(),
+            num_other_sentinels=2,
+            quorum=2,
+        ),
+        NodeObserved(
+            ts=100.1, address="127.0.0.1:6379", role="master", offset=1000, connected_replicas=2
+        ),
+        NodeObserved(
+            ts=100.1,
+            address=R1,
+            role="slave",
+            master_address="127.0.0.1:6379",
+            link="up",
+            offset=990,
+        ),
+    )
+    view = state.snapshot(now=101.0).master("mymaster")
+    assert view is not None
+    assert [(r.address, r.link, r.lag, r.says) for r in view.replicas] == [
+        (R1, "ok", 10, "slave"),  # the node's own offset wins over the sentinel's
+        (R2, "ok", 100, None),
+    ]
+    assert view.quorum == 2 and view.sentinels == 1  # peers=() given: only itself
+
+
+def test_removed_and_hidden_replicas_disappear() -> None:
+    state = fold(seen(100.0, S1, OLD, 0, replicas=(replica(R1), replica(R2))))
+    state.apply(seen(110.0, S1, OLD, 0, replicas=(replica(R1), replica(R2, announced=False))))
+    view = state.snapshot(now=111.0).master("mymaster")
+    assert view is not None
+    assert [r.address for r in view.replicas] == [R1] and view.hidden_replicas == 1
+    state.apply(seen(120.0, S1, OLD, 0, replicas=(replica(R1),)))
+    view = state.snapshot(now=121.0).master("mymaster")
+    assert view is not None
+    assert [r.address for r in view.replicas] == [R1] and view.hidden_replicas == 0
+    # a report that did not ask for replicas keeps the last listing
+    state.apply(seen(130.0, S1, OLD, 0))
+    view = state.snapshot(now=131.0).master("mymaster")
+    assert view is not None and [r.address for r in view.replicas] == [R1]
+
+
+def test_split_brain_warning_when_the_old_master_still_says_master() -> None:
+    events = [
+        seen(100.0, S1, OLD, 0),
+        seen(130.0, S1, NEW, 1, replicas=(replica("127.0.0.1:6379"),)),
+        NodeObserved(ts=131.0, address="127.0.0.1:6379", role="master"),
+    ]
+    view = fold(*events).snapshot(now=132.0).master("mymaster")
+    assert view is not None
+    assert any(
+        w.startswith("split brain: 127.0.0.1:6379 still says it is master") for w in view.warnings
+    )
+    demoted = fold(*events, NodeObserved(ts=140.0, address="127.0.0.1:6379", role="slave"))
+    view = demoted.snapshot(now=141.0).master("mymaster")
+    assert view is not None and not any("split brain" in w for w in view.warnings)
+    gone = fold(*events, NodeUnreachable(ts=140.0, address="127.0.0.1:6379", reason="refused"))
+    view = gone.snapshot(now=141.0).master("mymaster")
+    assert view is not None and not any("split brain" in w for w in view.warnings)
+
+
+def test_tilt_from_a_message_or_a_report_is_a_warning() -> None:
+    tilted = fold(
+        seen(100.0, S1, OLD, 0),
+        seen(100.0, S2, OLD, 0),
+        msg(101.0, S2, "+tilt", "#tilt mode entered", detail="#tilt mode entered"),
+    )
+    view = tilted.snapshot(now=102.0).master("mymaster")
+    assert view is not None
+    assert view.warnings == (f"sentinel {S2} is in TILT mode: it will not act until it leaves it.",)
+    assert view.events[-1].channel == "+tilt"  # a master-less message, one master watched
+    tilted.apply(msg(110.0, S2, "-tilt", "#tilt mode exited", detail="#tilt mode exited"))
+    view = tilted.snapshot(now=111.0).master("mymaster")
+    assert view is not None and view.warnings == ()
+    by_report = fold(seen(100.0, S1, OLD, 0, tilt=True)).snapshot(now=101.0).master("mymaster")
+    assert by_report is not None and "TILT" in by_report.warnings[0]
+
+
+def test_quorum_and_disagreement_warnings() -> None:
+    state = fold(
+        seen(100.0, S1, OLD, 1, ckquorum="OK 3 usable Sentinels", ckquorum_ok=True),
+        seen(100.0, S2, NEW, 0, ckquorum="NOQUORUM 1 usable Sentinels", ckquorum_ok=False),
+    )
+    view = state.snapshot(now=101.0).master("mymaster")
+    assert view is not None
+    assert view.quorum_ok is False and view.quorum_text == "NOQUORUM 1 usable Sentinels"
+    assert view.warnings == (
+        f"sentinels disagree: {S2} names 127.0.0.1:6380 (epoch 0), not 127.0.0.1:6379.",
+        "no quorum: NOQUORUM 1 usable Sentinels.",
+    )
+
+
+def test_down_master_and_operator_failover_are_shown() -> None:
+    state = fold(
+        seen(100.0, S1, OLD, 0, flags=("master", "s_down", "o_down")),
+        FailoverRequested(ts=101.0, master="mymaster", sentinel=S1, reply="OK", accepted=True),
+    )
+    view = state.snapshot(now=102.0).master("mymaster")
+    assert view is not None
+    assert "the sentinels see master 127.0.0.1:6379 as objectively down (o_down)." in view.warnings
+    assert view.events[-1].text == f"operator failover via {S1}: accepted (OK)"
