@@ -320,7 +320,12 @@ class ClusterState:
 
     def _switch(self, master: _Master, new: str, ts: float) -> None:
         """Move the role to `new` at once, unless it is a stale switch back to an address
-        that held the role at an older configuration epoch than the current holder's."""
+        that held the role at an older configuration epoch than the current holder's.
+
+        ``+switch-master`` carries no epoch, so a real switch back to a former master
+        is taken from the topology re-read that follows it (which carries the new
+        epoch) rather than from the message itself.
+        """
         split = _split_address(new)
         if split is None:
             return
