@@ -7,14 +7,39 @@ one place.
 Settings come from three sources, highest precedence first:
 
 1. flags (the arguments of `load_settings`, which the CLI fills from
-   ``--sentinel``, ``--url``, ``--master``, ``--username``, ``--config`` and
+   ``--sentinel``, ``--url``, ``--master``, ``--username``, ``--node-username``,
+   ``--tls-ca-cert``, ``--tls-cert``, ``--tls-key``, ``--config`` and
    ``--read-only``);
 2. the environment (``REDIS_ADDR``, ``HAWATCH_SENTINELS``, ``HAWATCH_MASTER``,
-   ``HAWATCH_USERNAME``, ``HAWATCH_PASSWORD``, ``HAWATCH_READ_ONLY``,
-   ``HAWATCH_CONFIG``);
+   ``HAWATCH_USERNAME``, ``HAWATCH_PASSWORD``, ``HAWATCH_NODE_USERNAME``,
+   ``HAWATCH_NODE_PASSWORD``, ``HAWATCH_TLS_CA_CERT``, ``HAWATCH_TLS_CERT``,
+   ``HAWATCH_TLS_KEY``, ``HAWATCH_TLS_INSECURE_SKIP_VERIFY``,
+   ``HAWATCH_READ_ONLY``, ``HAWATCH_CONFIG``);
 3. a TOML config file (``--config``, else ``HAWATCH_CONFIG``, else
    ``$XDG_CONFIG_HOME/hawatch/config.toml`` or ``~/.config/hawatch/config.toml``
    when it exists).
+
+Two sets of credentials: ``username``/``password`` log in to the **sentinels**
+(what a ``redis://user:pw@sentinel`` URL carries), ``node_username``/
+``node_password`` to the **data nodes** (master and replicas). When neither
+node setting is given anywhere, the data nodes get the sentinel credentials,
+as a pair; once either node setting is given, the node credentials are exactly
+the node settings (a node password alone means the node's default user, as with
+``requirepass``). So:
+
+- one password everywhere: give it once (URL, ``HAWATCH_PASSWORD``, ``password``);
+- ``requirepass`` on the data nodes only: give only ``HAWATCH_NODE_PASSWORD``
+  (or ``node_password``) and no sentinel password;
+- different ACL users: give both pairs;
+- a password on the sentinels only: ``node_password = ""`` in the config file
+  (an empty node password means none).
+
+TLS is on for a ``rediss://``/``sentinels://`` URL, else per the config
+``tls`` key, else as soon as a TLS file (CA, client certificate or key) or
+``tls_insecure_skip_verify`` is given. It applies to sentinels and data nodes
+alike. A certificate file must exist, be readable and hold PEM text, or
+`load_settings` refuses it. Relative paths in the config file are relative to
+the file's directory.
 
 Every problem is reported as one `SettingsError` sentence that says what to do
 and never holds a password: URLs are echoed only through `redact_url`.
@@ -22,12 +47,14 @@ and never holds a password: URLs are echoed only through `redact_url`.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -45,6 +72,7 @@ __all__ = [
     "SentinelAddress",
     "Settings",
     "SettingsError",
+    "connection_flags",
     "default_config_path",
     "load_settings",
     "parse_address",
@@ -68,10 +96,16 @@ TLS_SCHEMES = ("rediss", "sentinels", "rediss+sentinel")
 CONFIG_KEYS = (
     "master",
     "masters",
+    "node_password",
+    "node_username",
     "password",
     "read_only",
     "sentinels",
     "tls",
+    "tls_ca_cert",
+    "tls_cert",
+    "tls_insecure_skip_verify",
+    "tls_key",
     "url",
     "username",
 )
@@ -113,6 +147,10 @@ class Secret:
     def __str__(self) -> str:
         return REDACTED
 
+    def __bool__(self) -> bool:
+        """False for an empty password (which means: no password)."""
+        return bool(self._value)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and other._value == self._value
 
@@ -144,22 +182,68 @@ class Settings:
     masters: tuple[str, ...] = ()
     """Master names to watch; empty means every master the sentinels monitor."""
     username: str | None = None
+    """ACL user for the sentinels (None: the default user)."""
     password: Secret | None = field(default=None, repr=False)
+    """Password for the sentinels."""
     tls: bool = False
     read_only: bool = False
     origin: str = "default"
     """Where the sentinel addresses came from, for messages: a flag, a variable, a file."""
+    node_username: str | None = None
+    """ACL user for the data nodes; see `node_credentials` for the fallback."""
+    node_password: Secret | None = field(default=None, repr=False)
+    """Password for the data nodes; see `node_credentials` for the fallback. An empty
+    password says the data nodes need none (when only the sentinels have one)."""
+    tls_ca_cert: Path | None = None
+    """PEM file of the CA that signed the servers' certificates (None: the system's CAs)."""
+    tls_cert: Path | None = None
+    """PEM client certificate, for servers that ask for one (it may hold the key too)."""
+    tls_key: Path | None = None
+    """PEM private key of `tls_cert`, when it is in a file of its own."""
+    tls_insecure: bool = False
+    """Skip verifying the servers' certificates and host names (anyone can pose as them)."""
+
+    @property
+    def separate_node_credentials(self) -> bool:
+        """True when the data nodes have credentials of their own (either node setting given)."""
+        return self.node_username is not None or self.node_password is not None
+
+    def node_credentials(self) -> tuple[str | None, Secret | None]:
+        """The user and password for the data nodes.
+
+        The node settings when either is given, else the sentinel credentials
+        as a pair (never a node user with the sentinel password, or the other
+        way round: a mixed pair would log in to nobody).
+        """
+        if self.separate_node_credentials:
+            return self.node_username, self.node_password
+        return self.username, self.password
+
+    def _tls_kwargs(self) -> dict[str, object]:
+        """The redis-py ``ssl*`` keyword arguments, empty without TLS."""
+        if not self.tls:
+            return {}
+        kwargs: dict[str, object] = {"ssl": True}
+        if self.tls_ca_cert is not None:
+            kwargs["ssl_ca_certs"] = str(self.tls_ca_cert)
+        if self.tls_cert is not None:
+            kwargs["ssl_certfile"] = str(self.tls_cert)
+        if self.tls_key is not None:
+            kwargs["ssl_keyfile"] = str(self.tls_key)
+        if self.tls_insecure:
+            kwargs["ssl_cert_reqs"] = "none"
+            kwargs["ssl_check_hostname"] = False
+        else:
+            kwargs["ssl_cert_reqs"] = "required"
+        return kwargs
 
     def redis_kwargs(self) -> dict[str, object]:
-        """Keyword arguments for a redis-py client of a sentinel or a data node."""
-        kwargs: dict[str, object] = {}
-        if self.username:
-            kwargs["username"] = self.username
-        if self.password is not None:
-            kwargs["password"] = self.password.reveal()
-        if self.tls:
-            kwargs["ssl"] = True
-        return kwargs
+        """Keyword arguments for a redis-py client of a sentinel (sync or asyncio)."""
+        return _client_kwargs(self.username, self.password, self._tls_kwargs())
+
+    def node_redis_kwargs(self) -> dict[str, object]:
+        """Keyword arguments for a redis-py client of a data node (master or replica)."""
+        return _client_kwargs(*self.node_credentials(), self._tls_kwargs())
 
     def describe(self) -> str:
         """A one-line summary for a status line or a log, with the password left out.
@@ -178,14 +262,43 @@ class Settings:
             parts.append("all masters")
         parts.append(f"user {_printable(self.username)}" if self.username else "no user")
         parts.append("password set" if self.password is not None else "no password")
-        parts.append("TLS" if self.tls else "no TLS")
+        if self.separate_node_credentials:
+            parts.append(
+                f"node user {_printable(self.node_username)}"
+                if self.node_username
+                else "no node user"
+            )
+            parts.append("node password set" if self.node_password else "no node password")
+        if self.tls:
+            parts.append("TLS")
+            if self.tls_ca_cert is not None:
+                parts.append(f"CA {_printable(str(self.tls_ca_cert))}")
+            if self.tls_cert is not None:
+                parts.append(f"client certificate {_printable(str(self.tls_cert))}")
+            if self.tls_insecure:
+                parts.append("CERTIFICATES NOT VERIFIED")
+        else:
+            parts.append("no TLS")
         if self.read_only:
             parts.append("read-only")
         return ", ".join(parts)
 
     def redact(self, text: str) -> str:
-        """`text` (say, an error from redis-py) with this password and URL passwords hidden."""
-        return redact(text, [self.password])
+        """`text` (say, an error from redis-py) with both passwords and URL passwords hidden."""
+        return redact(text, [self.password, self.node_password])
+
+
+def _client_kwargs(
+    username: str | None, password: Secret | None, tls: Mapping[str, object]
+) -> dict[str, object]:
+    """redis-py keyword arguments for one set of credentials and the TLS options."""
+    kwargs: dict[str, object] = {}
+    if username:
+        kwargs["username"] = username
+    if password is not None and password.reveal():
+        kwargs["password"] = password.reveal()
+    kwargs.update(tls)
+    return kwargs
 
 
 @dataclass(frozen=True)
@@ -574,6 +687,12 @@ class _Config:
     password: str | None = field(default=None, repr=False)
     tls: bool | None = None
     read_only: bool | None = None
+    node_username: str | None = None
+    node_password: str | None = field(default=None, repr=False)
+    tls_ca_cert: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_insecure: bool | None = None
 
 
 _TOML_TYPES: tuple[tuple[type, str], ...] = (
@@ -714,6 +833,12 @@ def _check_config(data: Mapping[str, object], path: Path) -> _Config:
         password=string("password", 'password = "..."') or None,
         tls=boolean("tls"),
         read_only=boolean("read_only"),
+        node_username=string("node_username", 'node_username = "hawatch"') or None,
+        node_password=string("node_password", 'node_password = "..."'),
+        tls_ca_cert=string("tls_ca_cert", 'tls_ca_cert = "/etc/hawatch/ca.pem"') or None,
+        tls_cert=string("tls_cert", 'tls_cert = "/etc/hawatch/client.pem"') or None,
+        tls_key=string("tls_key", 'tls_key = "/etc/hawatch/client.key"') or None,
+        tls_insecure=boolean("tls_insecure_skip_verify"),
     )
 
 
@@ -722,7 +847,12 @@ def _check_config(data: Mapping[str, object], path: Path) -> _Config:
 
 def _read_only_from_env(environ: Mapping[str, str]) -> bool | None:
     """HAWATCH_READ_ONLY as a boolean; unset or empty means not said."""
-    raw = environ.get("HAWATCH_READ_ONLY", "")
+    return _bool_from_env(environ, "HAWATCH_READ_ONLY")
+
+
+def _bool_from_env(environ: Mapping[str, str], name: str) -> bool | None:
+    """The variable `name` as a boolean; unset or empty means not said."""
+    raw = environ.get(name, "")
     word = raw.strip().lower()
     if not word:
         return None
@@ -731,9 +861,118 @@ def _read_only_from_env(environ: Mapping[str, str]) -> bool | None:
     if word in _FALSE_WORDS:
         return False
     raise SettingsError(
-        f"HAWATCH_READ_ONLY is {raw!r}, which is neither true nor false; "
+        f"{name} is {raw!r}, which is neither true nor false; "
         "set it to 1, true, yes or on, or to 0, false, no or off."
     )
+
+
+# --------------------------------------------------------------------------- TLS files
+
+
+def _check_pem_file(path: Path, *, what: str, via: str) -> Path:
+    """`path` if it is a readable file holding PEM text, else a `SettingsError`.
+
+    The file's content is never echoed (a key file is a secret).
+    """
+    shown = _printable(str(path))
+    try:
+        with open(path, "rb") as pem:
+            head = pem.read(1 << 20)
+    except FileNotFoundError:
+        raise SettingsError(
+            f"the {what} file {shown} given by {via} does not exist; check the path."
+        ) from None
+    except IsADirectoryError:
+        raise SettingsError(
+            f"the {what} file {shown} given by {via} is a directory; give the path of a PEM file."
+        ) from None
+    except PermissionError:
+        raise SettingsError(
+            f"the {what} file {shown} given by {via} cannot be read (permission denied); "
+            "let the user running hawatch read it, or give another file."
+        ) from None
+    except OSError as exc:
+        raise SettingsError(
+            f"cannot read the {what} file {shown} given by {via} "
+            f"({exc.strerror or type(exc).__name__}); check its path and permissions."
+        ) from None
+    if b"-----BEGIN " not in head:
+        raise SettingsError(
+            f"the {what} file {shown} given by {via} holds no PEM text (no -----BEGIN line); "
+            "give a PEM file, converting a DER file with openssl first."
+        )
+    return path
+
+
+def _pick_tls_file(
+    *,
+    flag_value: str | None,
+    flag: str,
+    environ: Mapping[str, str],
+    variable: str,
+    file: _Config | None,
+    key: str,
+    what: str,
+) -> tuple[Path | None, str, str]:
+    """One TLS file from the flag, else the variable, else the config key.
+
+    Returns the path, what gave it (for messages) and its level (``flags``,
+    ``env`` or ``config``). A relative path in the config file is taken
+    relative to the file's directory.
+    """
+    if flag_value is not None:
+        if not flag_value.strip():
+            raise SettingsError(f"{flag} is empty; give the path of a PEM file, or leave it out.")
+        return _check_pem_file(Path(flag_value).expanduser(), what=what, via=flag), flag, "flags"
+    from_env = environ.get(variable, "").strip()
+    if from_env:
+        path = _check_pem_file(Path(from_env).expanduser(), what=what, via=variable)
+        return path, variable, "env"
+    from_file = getattr(file, key) if file is not None else None
+    if file is not None and from_file:
+        path = Path(from_file).expanduser()
+        if not path.is_absolute():
+            path = file.path.parent / path
+        via = f"{key} in the config file {_printable(str(file.path))}"
+        return _check_pem_file(path, what=what, via=via), via, "config"
+    return None, "", ""
+
+
+# --------------------------------------------------------------------------- CLI flags
+
+
+_FLAG_NAMES = ("node_username", "tls_ca_cert", "tls_cert", "tls_key")
+_CONNECTION_FLAGS: ContextVar[Mapping[str, str | None] | None] = ContextVar(
+    "hawatch_connection_flags", default=None
+)
+
+
+@contextlib.contextmanager
+def connection_flags(
+    *,
+    node_username: str | None = None,
+    tls_ca_cert: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+) -> Iterator[None]:
+    """Within the block, `load_settings` takes these flags when its caller does not pass them.
+
+    The CLI's shared ``connection_options`` decorator uses it, so that flags it
+    adds reach `load_settings` without every command having to pass them on.
+    An argument given to `load_settings` itself wins.
+    """
+    token = _CONNECTION_FLAGS.set(
+        {
+            "node_username": node_username,
+            "tls_ca_cert": tls_ca_cert,
+            "tls_cert": tls_cert,
+            "tls_key": tls_key,
+        }
+    )
+    try:
+        yield
+    finally:
+        _CONNECTION_FLAGS.reset(token)
 
 
 @dataclass
@@ -759,13 +998,20 @@ def load_settings(
     config: str | None = None,
     read_only: bool | None = None,
     env: Mapping[str, str] | None = None,
+    node_username: str | None = None,
+    tls_ca_cert: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> Settings:
     """Gather the settings from flags, then the environment, then the config file.
 
     The arguments are the CLI flags: `sentinels` holds ``--sentinel`` values
     (each ``HOST:PORT`` or a comma-separated list of them), `url` is ``--url``,
     `masters` holds ``--master`` values (each may be a comma-separated list),
-    `config` is ``--config``. `env` defaults to `os.environ`.
+    `config` is ``--config``, `node_username`, `tls_ca_cert`, `tls_cert` and
+    `tls_key` are ``--node-username``, ``--tls-ca-cert``, ``--tls-cert`` and
+    ``--tls-key`` (those four default to what an enclosing `connection_flags`
+    block says). `env` defaults to `os.environ`.
 
     **Sentinel addresses** come from the first level that names any: flags
     (``--sentinel`` and ``--url``, combined), else the environment
@@ -788,14 +1034,35 @@ def load_settings(
 
     There is no password flag (it would show in ``ps``). Username and master
     names follow the same pattern with ``--username``/``HAWATCH_USERNAME``/
-    ``username`` and ``--master``/``HAWATCH_MASTER``/``master(s)``; TLS comes
-    from the chosen URL's scheme, else the config ``tls`` key. An empty
+    ``username`` and ``--master``/``HAWATCH_MASTER``/``master(s)``. An empty
     environment variable counts as unset.
+
+    The data nodes' credentials: ``--node-username`` > ``HAWATCH_NODE_USERNAME``
+    > config ``node_username``, and ``HAWATCH_NODE_PASSWORD`` > config
+    ``node_password`` (no URL carries them). When neither is found, the data
+    nodes use the sentinel credentials (`Settings.node_credentials`).
+
+    TLS files: ``--tls-ca-cert`` > ``HAWATCH_TLS_CA_CERT`` > ``tls_ca_cert``,
+    and likewise ``--tls-cert``/``HAWATCH_TLS_CERT``/``tls_cert`` and
+    ``--tls-key``/``HAWATCH_TLS_KEY``/``tls_key``; skipping verification only
+    from ``HAWATCH_TLS_INSECURE_SKIP_VERIFY`` > ``tls_insecure_skip_verify``.
+    TLS itself comes from the chosen URL's scheme, else the config ``tls``
+    key, else it is on when any of those TLS settings is given.
 
     Raises `SettingsError` (one sentence, no password, no traceback worth
     reading) for any bad input.
     """
     environ = os.environ if env is None else env
+    context = _CONNECTION_FLAGS.get() or {}
+    flags = {
+        "node_username": node_username,
+        "tls_ca_cert": tls_ca_cert,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+    }
+    for name in _FLAG_NAMES:
+        if flags[name] is None:
+            flags[name] = context.get(name)
     try:
         return _load_settings(
             sentinels=_as_list(sentinels),
@@ -805,6 +1072,7 @@ def load_settings(
             config=config,
             read_only=read_only,
             environ=environ,
+            **flags,
         )
     except SettingsError:
         raise
@@ -825,6 +1093,10 @@ def _load_settings(
     config: str | None,
     read_only: bool | None,
     environ: Mapping[str, str],
+    node_username: str | None,
+    tls_ca_cert: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
 ) -> Settings:
     """`load_settings` without the safety net."""
     found = _find_config(config, environ)
@@ -898,8 +1170,69 @@ def _load_settings(
         Secret(file.password) if file and file.password else None,
         file_url.password if file_url else None,
     )
-    url_tls = source.url.tls if source.url is not None else None
-    chosen_tls = _first(url_tls, file.tls if file else None, False)
+    chosen_node_username = _first(
+        node_username or None,
+        environ.get("HAWATCH_NODE_USERNAME") or None,
+        file.node_username if file else None,
+    )
+    env_node_password = environ.get("HAWATCH_NODE_PASSWORD") or None
+    chosen_node_password = _first(
+        Secret(env_node_password) if env_node_password else None,
+        # An empty node_password in the file is kept: it says the nodes need no password.
+        Secret(file.node_password) if file and file.node_password is not None else None,
+    )
+
+    ca_cert, ca_via, ca_level = _pick_tls_file(
+        flag_value=tls_ca_cert,
+        flag="--tls-ca-cert",
+        environ=environ,
+        variable="HAWATCH_TLS_CA_CERT",
+        file=file,
+        key="tls_ca_cert",
+        what="CA certificate",
+    )
+    client_cert, cert_via, cert_level = _pick_tls_file(
+        flag_value=tls_cert,
+        flag="--tls-cert",
+        environ=environ,
+        variable="HAWATCH_TLS_CERT",
+        file=file,
+        key="tls_cert",
+        what="client certificate",
+    )
+    client_key, key_via, key_level = _pick_tls_file(
+        flag_value=tls_key,
+        flag="--tls-key",
+        environ=environ,
+        variable="HAWATCH_TLS_KEY",
+        file=file,
+        key="tls_key",
+        what="client key",
+    )
+    if client_key is not None and client_cert is None:
+        raise SettingsError(
+            f"{key_via} gives a client key but no client certificate is given; "
+            "give the certificate too with --tls-cert, HAWATCH_TLS_CERT or tls_cert."
+        )
+    env_insecure = _bool_from_env(environ, "HAWATCH_TLS_INSECURE_SKIP_VERIFY")
+    chosen_insecure = _first(env_insecure, file.tls_insecure if file else None, False)
+
+    # What asks for TLS at each level: the TLS files and an insecure switch set to true.
+    tls_asked: dict[str, list[str]] = {"flags": [], "env": [], "config": []}
+    for path, via, at_level in (
+        (ca_cert, ca_via, ca_level),
+        (client_cert, cert_via, cert_level),
+        (client_key, key_via, key_level),
+    ):
+        if path is not None:
+            tls_asked[at_level].append(via)
+    if env_insecure:
+        tls_asked["env"].append("HAWATCH_TLS_INSECURE_SKIP_VERIFY")
+    if env_insecure is None and file is not None and file.tls_insecure:
+        tls_asked["config"].append(
+            f"tls_insecure_skip_verify in the config file {_printable(str(file.path))}"
+        )
+    chosen_tls = _choose_tls(level, source, file, tls_asked)
     chosen_read_only = _first(
         read_only, _read_only_from_env(environ), file.read_only if file else None, False
     )
@@ -911,7 +1244,43 @@ def _load_settings(
         tls=bool(chosen_tls),
         read_only=bool(chosen_read_only),
         origin=source.origin,
+        node_username=chosen_node_username,
+        node_password=chosen_node_password,
+        tls_ca_cert=ca_cert,
+        tls_cert=client_cert,
+        tls_key=client_key,
+        tls_insecure=bool(chosen_insecure),
     )
+
+
+def _choose_tls(
+    level: str, source: _Source, file: _Config | None, asked: Mapping[str, list[str]]
+) -> bool:
+    """Whether to use TLS: the highest level that says anything about it decides.
+
+    At each level, flags then environment then config file, a URL that names
+    the sentinels says yes or no by its scheme (and at the config level, the
+    ``tls`` key says it when no URL does); failing that, a TLS file or the
+    insecure switch at that level says yes. A level that says no while a TLS
+    setting of the same level asks for TLS is a contradiction, refused.
+    """
+    for at_level in ("flags", "env", "config"):
+        said: bool | None = None
+        by = fix = ""
+        if level == at_level and source.url is not None:
+            said, by = source.url.tls, f"{source.origin} names the sentinels with a non-TLS URL"
+            fix = "use rediss:// (or sentinels://) to connect with TLS"
+        elif at_level == "config" and file is not None and file.tls is not None:
+            said, by = file.tls, f"the config file {_printable(str(file.path))} sets tls = false"
+            fix = "set tls = true to connect with TLS"
+        requests = asked[at_level]
+        if said is False and requests:
+            raise SettingsError(f"{requests[0]} asks for TLS, but {by}; {fix}, or leave it out.")
+        if said is not None:
+            return said
+        if requests:
+            return True
+    return False
 
 
 def _combine(addresses: list[SentinelAddress], url: ParsedUrl | None, names: list[str]) -> _Source:

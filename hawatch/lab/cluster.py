@@ -5,6 +5,11 @@ N replicas and M sentinels, each in its own temporary directory, waits until
 Sentinel really knows the whole topology, and stops everything by pid when it
 is done, whatever way it ends. It can crash, pause and resume a node and ask
 for a failover, so a drill or a test can inject the faults hawatch watches.
+
+It can also protect the cluster as production deployments do: a password on
+the data nodes (``requirepass``/``masterauth``, and ``sentinel auth-pass``), a
+password on the sentinels, and TLS everywhere with a throwaway CA made by the
+``openssl`` command in the lab's directory.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import json
 import os
 import shutil
 import signal
+import ssl
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -28,7 +35,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from hawatch.lab.procs import LabError, ManagedProcess, free_port
-from hawatch.settings import SentinelAddress, Settings
+from hawatch.settings import Secret, SentinelAddress, Settings
 
 T = TypeVar("T")
 
@@ -42,6 +49,88 @@ FAST_SENTINEL_DEBUG: Mapping[str, int] = {
     "ask-period": 500,
     "tilt-period": 5000,
 }
+
+
+class TlsUnavailable(LabError):
+    """The lab was asked for TLS and cannot give it (no TLS in the server, no openssl)."""
+
+
+@dataclass(frozen=True)
+class LabTls:
+    """The lab's throwaway TLS files: a CA and one certificate for 127.0.0.1 and localhost."""
+
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+
+def make_lab_certificates(directory: Path, *, days: int = 2) -> LabTls:
+    """Make a CA and a server/client certificate for 127.0.0.1 and localhost in `directory`.
+
+    Uses the ``openssl`` command (no Python dependency). The certificate is
+    valid for `days` days, for both server and client use, so the nodes, the
+    sentinels and any client can use it. Raises `TlsUnavailable` without openssl.
+    """
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise TlsUnavailable(
+            "the TLS lab needs the openssl command to make its certificates; "
+            "install it (apt-get install openssl) or run the lab without TLS."
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_cert, ca_key = directory / "ca.crt", directory / "ca.key"
+    cert, key, csr = directory / "server.crt", directory / "server.key", directory / "server.csr"
+    extensions = directory / "server.ext"
+    extensions.write_text(
+        "basicConstraints = critical, CA:FALSE\n"
+        "keyUsage = critical, digitalSignature, keyEncipherment\n"
+        "extendedKeyUsage = serverAuth, clientAuth\n"
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
+        "subjectKeyIdentifier = hash\n"
+        "authorityKeyIdentifier = keyid\n"
+    )
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    steps = [
+        [
+            *(openssl, "req", "-x509", "-new", *ec),
+            *("-keyout", str(ca_key), "-out", str(ca_cert), "-days", str(days)),
+            *("-subj", "/CN=hawatch lab CA"),
+            *("-addext", "basicConstraints=critical,CA:TRUE"),
+            *("-addext", "keyUsage=critical,keyCertSign,cRLSign"),
+        ],
+        [
+            *(openssl, "req", "-new", *ec),
+            *("-keyout", str(key), "-out", str(csr), "-subj", "/CN=localhost"),
+        ],
+        [
+            *(openssl, "x509", "-req", "-in", str(csr)),
+            *("-CA", str(ca_cert), "-CAkey", str(ca_key), "-CAcreateserial"),
+            *("-out", str(cert), "-days", str(days), "-extfile", str(extensions)),
+        ],
+    ]
+    for argv in steps:
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise TlsUnavailable(f"openssl could not make the lab's certificates ({exc}).") from exc
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise TlsUnavailable(
+                f"openssl could not make the lab's certificates (exit {done.returncode}: {last})."
+            )
+    return LabTls(ca_cert=ca_cert, cert=cert, key=key)
+
+
+def _check_lab_password(value: str | None, what: str) -> None:
+    """Refuse a lab password that a Redis config line cannot hold as a plain word."""
+    if value is None:
+        return
+    if not value or not value.isprintable() or any(c.isspace() or c in "\"'\\" for c in value):
+        raise LabError(
+            f"the lab's {what} must be a non-empty word without spaces, quotes or backslashes."
+        )
 
 
 def find_server_binary(env: Mapping[str, str] | None = None) -> str:
@@ -96,8 +185,17 @@ class LabConfig:
     base_dir: Path | None = None
     """Where the lab's temporary directory is made (default: the system's temp dir)."""
     server_binary: str | None = None
+    password: str | None = field(default=None, repr=False)
+    """Password of the data nodes (``requirepass`` and ``masterauth``), which the
+    sentinels use too (``sentinel auth-pass``)."""
+    sentinel_password: str | None = field(default=None, repr=False)
+    """Password of the sentinels (``requirepass`` and ``sentinel sentinel-pass`` on each)."""
+    tls: bool = False
+    """Serve TLS only (``port 0``, ``tls-port``), replicate and monitor over TLS too."""
 
     def __post_init__(self) -> None:
+        _check_lab_password(self.password, "password")
+        _check_lab_password(self.sentinel_password, "sentinel password")
         if self.replicas < 0:
             raise LabError("the number of replicas cannot be negative.")
         if self.sentinels < 1:
@@ -136,17 +234,31 @@ class LabNode:
     directory: Path
     process: ManagedProcess | None = None
     host: str = "127.0.0.1"
+    password: str | None = field(default=None, repr=False)
+    """The password of the node's default user, if it has one."""
+    tls: LabTls | None = None
+    """The lab's TLS files when the node speaks TLS only (then `port` is its TLS port)."""
 
     @property
     def address(self) -> SentinelAddress:
         """The node's loopback address."""
         return SentinelAddress(self.host, self.port)
 
+    def client_kwargs(self) -> dict[str, Any]:
+        """The password and TLS keyword arguments a redis-py client of this node needs."""
+        kwargs: dict[str, Any] = {}
+        if self.password:
+            kwargs["password"] = self.password
+        if self.tls is not None:
+            kwargs.update(ssl=True, ssl_ca_certs=str(self.tls.ca_cert), ssl_cert_reqs="required")
+        return kwargs
+
     def client(self, timeout: float = 2.0) -> redis.Redis:
         """A fresh synchronous client to this node, with a socket timeout and no retries.
 
         redis-py retries a failed command three times by default, which would
-        turn a one-second timeout into several seconds of waiting.
+        turn a one-second timeout into several seconds of waiting. The client
+        logs in and speaks TLS as the node requires.
         """
         return redis.Redis(
             retry=Retry(NoBackoff(), 0),
@@ -155,6 +267,7 @@ class LabNode:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             decode_responses=True,
+            **self.client_kwargs(),
         )
 
     def call(self, *args: Any, timeout: float = 2.0) -> Any:
@@ -215,6 +328,8 @@ class LabCluster:
         self.sentinel_nodes: list[LabNode] = []
         self.extra: list[ManagedProcess] = []
         """Other processes tied to this lab (worker, load generator), stopped with it."""
+        self.tls: LabTls | None = None
+        """The lab's CA and certificate, when it runs with TLS."""
         self._stopped = False
 
     # -- lifecycle -------------------------------------------------------------
@@ -240,6 +355,8 @@ class LabCluster:
             cfg.base_dir.mkdir(parents=True, exist_ok=True)
         self.directory = Path(tempfile.mkdtemp(prefix="hawatch-lab-", dir=base))
         try:
+            if cfg.tls:
+                self.tls = make_lab_certificates(self.directory / "tls")
             master = self._start_data_node("node-0", replica_of=None)
             for i in range(cfg.replicas):
                 self._start_data_node(f"node-{i + 1}", replica_of=master.port)
@@ -279,12 +396,27 @@ class LabCluster:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def _listen_lines(self, port: int) -> list[str]:
+        """The config lines that open the node's port: plain, or TLS only."""
+        if self.tls is None:
+            return [f"port {port}"]
+        return [
+            "port 0",
+            f"tls-port {port}",
+            "tls-replication yes",
+            f'tls-cert-file "{self.tls.cert}"',
+            f'tls-key-file "{self.tls.key}"',
+            f'tls-ca-cert-file "{self.tls.ca_cert}"',
+            "tls-auth-clients optional",
+        ]
+
     def _start_data_node(self, name: str, replica_of: int | None) -> LabNode:
+        cfg = self.config
         directory = self._node_dir(name)
         for _attempt in range(5):
             port = free_port()
             lines = [
-                f"port {port}",
+                *self._listen_lines(port),
                 "bind 127.0.0.1",
                 f'dir "{directory}"',
                 'save ""',
@@ -294,9 +426,11 @@ class LabCluster:
                 "repl-diskless-sync yes",
                 "repl-diskless-sync-delay 0",
             ]
+            if cfg.password:
+                lines += [f'requirepass "{cfg.password}"', f'masterauth "{cfg.password}"']
             if replica_of is not None:
                 lines.append(f"replicaof 127.0.0.1 {replica_of}")
-            node = LabNode(name, "data", port, directory)
+            node = LabNode(name, "data", port, directory, password=cfg.password, tls=self.tls)
             self.data_nodes.append(node)
             if self._launch(node, lines, sentinel=False):
                 return node
@@ -309,7 +443,7 @@ class LabCluster:
         for _attempt in range(5):
             port = free_port()
             lines = [
-                f"port {port}",
+                *self._listen_lines(port),
                 "bind 127.0.0.1",
                 f'dir "{directory}"',
                 "daemonize no",
@@ -319,7 +453,16 @@ class LabCluster:
                 f"sentinel failover-timeout {cfg.master_name} {cfg.failover_timeout_ms}",
                 f"sentinel parallel-syncs {cfg.master_name} 1",
             ]
-            node = LabNode(name, "sentinel", port, directory)
+            if cfg.password:
+                lines.append(f'sentinel auth-pass {cfg.master_name} "{cfg.password}"')
+            if cfg.sentinel_password:
+                lines += [
+                    f'requirepass "{cfg.sentinel_password}"',
+                    f'sentinel sentinel-pass "{cfg.sentinel_password}"',
+                ]
+            node = LabNode(
+                name, "sentinel", port, directory, password=cfg.sentinel_password, tls=self.tls
+            )
             self.sentinel_nodes.append(node)
             if self._launch(node, lines, sentinel=True):
                 self._apply_sentinel_debug(node)
@@ -354,22 +497,41 @@ class LabCluster:
         node.process = ManagedProcess(f"{node.name}:{node.port}", argv, log_path=log)
         self._write_manifest()
         deadline = time.monotonic() + 10.0
+        handshake_failing_since: float | None = None
         while time.monotonic() < deadline:
             if not node.process.running:
                 tail = node.process.log_tail()
                 if "Address already in use" in tail:
                     node.process.stop()
                     return False
+                last = tail.splitlines()[-1] if tail else "no output"
+                if node.tls is not None and "tls" in tail.lower():
+                    raise TlsUnavailable(
+                        f"{os.path.basename(self.binary)} refused the TLS settings ({last}); "
+                        "it was probably built without TLS: use a build with TLS "
+                        "(BUILD_TLS=yes) or run the lab without TLS."
+                    )
                 raise LabError(
                     f"{node.name} ({os.path.basename(self.binary)} on port {node.port}) exited "
-                    f"at start with status {node.process.popen.returncode}: "
-                    f"{tail.splitlines()[-1] if tail else 'no output'}."
+                    f"at start with status {node.process.popen.returncode}: {last}."
                 )
             try:
                 if node.call("PING", timeout=0.5):
                     return True
-            except (redis.RedisError, OSError):
-                pass
+            except (redis.RedisError, OSError) as exc:
+                if node.tls is not None and _tls_handshake_failed(exc):
+                    now = time.monotonic()
+                    handshake_failing_since = handshake_failing_since or now
+                    if now - handshake_failing_since > 2.0:
+                        node.process.stop()
+                        raise TlsUnavailable(
+                            f"{node.name} ({os.path.basename(self.binary)}) accepts connections "
+                            "on its TLS port but never completes a TLS handshake; it was "
+                            "probably built without TLS: use a build with TLS (BUILD_TLS=yes) "
+                            "or run the lab without TLS."
+                        ) from exc
+                else:
+                    handshake_failing_since = None
             time.sleep(0.05)
         node.process.stop()
         raise LabError(f"{node.name} on port {node.port} did not answer PING within 10 s.")
@@ -389,6 +551,10 @@ class LabCluster:
             "master_name": self.master_name,
             "sentinels": [str(a) for a in self.sentinel_addresses],
             "pids": pids,
+            "tls": self.tls is not None,
+            "ca_cert": str(self.tls.ca_cert) if self.tls is not None else None,
+            "password": self.config.password is not None,
+            "sentinel_password": self.config.sentinel_password is not None,
         }
         with contextlib.suppress(OSError):
             partial = self.directory / "lab.json.partial"
@@ -455,18 +621,39 @@ class LabCluster:
         return [s.address for s in self.sentinel_nodes]
 
     def settings(self, **overrides: Any) -> Settings:
-        """hawatch connection settings that watch this lab."""
+        """hawatch connection settings that watch this lab: its passwords, TLS and CA.
+
+        The sentinel password is the settings' `password`; the data nodes'
+        password is `node_password` when it differs (empty when only the
+        sentinels have one).
+        """
+        cfg = self.config
         values: dict[str, Any] = {
             "sentinels": tuple(self.sentinel_addresses),
             "masters": (self.master_name,),
             "origin": "lab",
         }
+        if cfg.sentinel_password:
+            values["password"] = Secret(cfg.sentinel_password)
+        if cfg.password != cfg.sentinel_password:
+            values["node_password"] = Secret(cfg.password or "")
+        if self.tls is not None:
+            values.update(tls=True, tls_ca_cert=self.tls.ca_cert)
         values.update(overrides)
         return Settings(**values)
 
     def broker_url(self) -> str:
-        """A kombu `sentinel://` URL over every sentinel of the lab."""
-        return ";".join(f"sentinel://{a}" for a in self.sentinel_addresses)
+        """A kombu `sentinel://` URL over every sentinel of the lab.
+
+        With a data node password, the first URL carries it (kombu logs in to
+        the master with it). Sentinel passwords and TLS are not expressed in a
+        kombu URL: they go in its transport options.
+        """
+        password = f":{self.config.password}@" if self.config.password else ""
+        return ";".join(
+            f"sentinel://{password if i == 0 else ''}{a}"
+            for i, a in enumerate(self.sentinel_addresses)
+        )
 
     def master_by_sentinel(self) -> list[tuple[str, int] | None]:
         """What each sentinel names as the master's address (None where it cannot answer)."""
@@ -567,6 +754,26 @@ class LabCluster:
             raise LabError(f"port {node.port} of {node.name} was taken while it was down.")
         if sentinel:
             self._apply_sentinel_debug(node)
+
+
+def _tls_handshake_failed(error: BaseException) -> bool:
+    """True when `error` says the port accepted a connection but TLS did not work on it.
+
+    A refused connection (the server is not listening yet) and a Redis error
+    reply (wrong password, say) are not handshake failures.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return False
+        if isinstance(current, ssl.SSLError):
+            return True
+        current = current.__cause__ or current.__context__
+    if isinstance(error, redis.ResponseError) or "refused" in str(error).lower():
+        return False
+    return isinstance(error, redis.ConnectionError | redis.TimeoutError | ConnectionResetError)
 
 
 def _as_map(reply: Any) -> dict[str, Any]:

@@ -633,6 +633,12 @@ def test_unknown_config_key_is_named_with_the_known_ones(
         ("username = []\n", "username"),
         ("password = 424242424242\n", "password"),
         ("[password]\nvalue = 424242424242\n", "password"),
+        ("node_password = 424242424242\n", "node_password"),
+        ("node_username = 1\n", "node_username"),
+        ("tls_ca_cert = 1\n", "tls_ca_cert"),
+        ("tls_cert = []\n", "tls_cert"),
+        ("tls_key = 1\n", "tls_key"),
+        ('tls_insecure_skip_verify = "yes"\n', "tls_insecure_skip_verify"),
     ],
 )
 def test_wrong_config_types_are_named_without_their_value(
@@ -915,8 +921,476 @@ def test_load_settings_reads_os_environ_by_default(
         "HAWATCH_USERNAME",
         "HAWATCH_PASSWORD",
         "HAWATCH_READ_ONLY",
+        "HAWATCH_NODE_USERNAME",
+        "HAWATCH_NODE_PASSWORD",
+        "HAWATCH_TLS_CA_CERT",
+        "HAWATCH_TLS_CERT",
+        "HAWATCH_TLS_KEY",
+        "HAWATCH_TLS_INSECURE_SKIP_VERIFY",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("REDIS_ADDR", "redis://from-os-environ:7")
     assert load_settings().sentinels == (A("from-os-environ", 7),)
+
+
+# --------------------------------------------------------------------------- data node credentials
+
+NODE_PW = "n0de-Pw-77"
+"""The data nodes' password: as secret as `PW`."""
+
+
+def test_node_credentials_default_to_the_sentinel_credentials_as_a_pair() -> None:
+    settings = Settings(sentinels=(A("h"),), username="alice", password=Secret(PW))
+    assert settings.node_credentials() == ("alice", Secret(PW))
+    assert settings.node_redis_kwargs() == {"username": "alice", "password": PW}
+    assert settings.node_redis_kwargs() == settings.redis_kwargs()
+
+
+def test_a_node_password_alone_means_the_default_user_on_the_nodes() -> None:
+    # requirepass on the data nodes, an ACL user on the sentinels: the user must not follow.
+    settings = Settings(
+        sentinels=(A("h"),), username="alice", password=Secret(PW), node_password=Secret(NODE_PW)
+    )
+    assert settings.node_redis_kwargs() == {"password": NODE_PW}
+    assert settings.redis_kwargs() == {"username": "alice", "password": PW}
+
+
+def test_a_node_user_alone_gets_no_sentinel_password() -> None:
+    settings = Settings(sentinels=(A("h"),), password=Secret(PW), node_username="bob")
+    assert settings.node_redis_kwargs() == {"username": "bob"}
+
+
+def test_sentinels_without_password_and_nodes_with_one() -> None:
+    settings = Settings(sentinels=(A("h"),), node_password=Secret(NODE_PW))
+    assert settings.redis_kwargs() == {}
+    assert settings.node_redis_kwargs() == {"password": NODE_PW}
+
+
+def test_node_password_is_never_shown() -> None:
+    settings = Settings(
+        sentinels=(A("h"),), node_username="bob", node_password=Secret(NODE_PW), origin="lab"
+    )
+    assert NODE_PW not in repr(settings) and NODE_PW not in str(settings)
+    summary = settings.describe()
+    assert NODE_PW not in summary
+    assert "node user bob, node password set" in summary
+    assert settings.redact(f"WRONGPASS {NODE_PW} and {PW}") == f"WRONGPASS {REDACTED} and {PW}"
+    both = Settings(sentinels=(A("h"),), password=Secret(PW), node_password=Secret(NODE_PW))
+    assert both.redact(f"{PW} {NODE_PW}") == f"{REDACTED} {REDACTED}"
+    assert "no node user, node password set" in both.describe()
+
+
+def test_node_username_precedence(tmp_path: Path, env: dict[str, str]) -> None:
+    path = write_config(tmp_path, 'node_username = "file"\n')
+    env["HAWATCH_NODE_USERNAME"] = "env"
+    assert load_settings(node_username="flag", config=str(path), env=env).node_username == "flag"
+    assert load_settings(config=str(path), env=env).node_username == "env"
+    del env["HAWATCH_NODE_USERNAME"]
+    assert load_settings(config=str(path), env=env).node_username == "file"
+    assert load_settings(env=env).node_username is None
+
+
+def test_node_password_precedence(tmp_path: Path, env: dict[str, str]) -> None:
+    path = write_config(tmp_path, f'password = "{PW}"\nnode_password = "from-file"\n')
+    env["HAWATCH_NODE_PASSWORD"] = "from-env"
+    settings = load_settings(config=str(path), env=env)
+    assert settings.node_password == Secret("from-env")
+    assert settings.password == Secret(PW)  # the sentinel password is separate
+    del env["HAWATCH_NODE_PASSWORD"]
+    assert load_settings(config=str(path), env=env).node_password == Secret("from-file")
+
+
+def test_url_credentials_are_the_sentinel_credentials_and_reach_nodes_by_default(
+    env: dict[str, str],
+) -> None:
+    settings = load_settings(url=f"redis://mon:{PW}@h", env=env)
+    assert (settings.node_username, settings.node_password) == (None, None)
+    assert settings.node_redis_kwargs() == {"username": "mon", "password": PW}
+    env["HAWATCH_NODE_PASSWORD"] = NODE_PW
+    settings = load_settings(url=f"redis://mon:{PW}@h", env=env)
+    assert settings.redis_kwargs() == {"username": "mon", "password": PW}
+    assert settings.node_redis_kwargs() == {"password": NODE_PW}
+    assert NODE_PW not in settings.describe() and NODE_PW not in repr(settings)
+
+
+# --------------------------------------------------------------------------- TLS files
+
+
+def pem(tmp_path: Path, name: str, kind: str = "CERTIFICATE") -> Path:
+    """A file that looks like PEM (the settings never parse the certificate itself)."""
+    path = tmp_path / name
+    path.write_text(f"-----BEGIN {kind}-----\nMIIB\n-----END {kind}-----\n")
+    return path
+
+
+def test_tls_kwargs_for_sentinels_and_nodes(tmp_path: Path) -> None:
+    ca, cert, key = pem(tmp_path, "ca.pem"), pem(tmp_path, "c.pem"), pem(tmp_path, "c.key")
+    settings = Settings(
+        sentinels=(A("h"),),
+        password=Secret(PW),
+        tls=True,
+        tls_ca_cert=ca,
+        tls_cert=cert,
+        tls_key=key,
+    )
+    tls = {
+        "ssl": True,
+        "ssl_ca_certs": str(ca),
+        "ssl_certfile": str(cert),
+        "ssl_keyfile": str(key),
+        "ssl_cert_reqs": "required",
+    }
+    assert settings.redis_kwargs() == {"password": PW, **tls}
+    assert settings.node_redis_kwargs() == {"password": PW, **tls}
+
+
+def test_tls_insecure_turns_verification_off_in_both_kwargs() -> None:
+    settings = Settings(sentinels=(A("h"),), tls=True, tls_insecure=True)
+    expected = {"ssl": True, "ssl_cert_reqs": "none", "ssl_check_hostname": False}
+    assert settings.redis_kwargs() == expected
+    assert settings.node_redis_kwargs() == expected
+    assert "CERTIFICATES NOT VERIFIED" in settings.describe()
+
+
+def test_tls_files_are_not_used_without_tls(tmp_path: Path) -> None:
+    settings = Settings(sentinels=(A("h"),), tls_ca_cert=pem(tmp_path, "ca.pem"))
+    assert settings.redis_kwargs() == {} and settings.node_redis_kwargs() == {}
+
+
+def test_describe_names_the_tls_files(tmp_path: Path) -> None:
+    ca, cert = pem(tmp_path, "ca.pem"), pem(tmp_path, "c.pem")
+    settings = Settings(sentinels=(A("h"),), tls=True, tls_ca_cert=ca, tls_cert=cert)
+    assert settings.describe() == (
+        f"sentinels h:26379 (default), all masters, no user, no password, TLS, CA {ca}, "
+        f"client certificate {cert}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flag", "variable", "key", "attribute"),
+    [
+        ("tls_ca_cert", "HAWATCH_TLS_CA_CERT", "tls_ca_cert", "tls_ca_cert"),
+        ("tls_cert", "HAWATCH_TLS_CERT", "tls_cert", "tls_cert"),
+    ],
+)
+def test_tls_file_precedence_flag_env_config(
+    tmp_path: Path, env: dict[str, str], flag: str, variable: str, key: str, attribute: str
+) -> None:
+    from_flag, from_env = pem(tmp_path, "flag.pem"), pem(tmp_path, "env.pem")
+    from_file = pem(tmp_path, "file.pem")
+    path = write_config(tmp_path, f'{key} = "{from_file}"\n')
+    env[variable] = str(from_env)
+    kwargs: dict[str, str] = {flag: str(from_flag)}
+    settings = load_settings(config=str(path), env=env, **kwargs)  # type: ignore[arg-type]
+    assert getattr(settings, attribute) == from_flag
+    assert getattr(load_settings(config=str(path), env=env), attribute) == from_env
+    del env[variable]
+    assert getattr(load_settings(config=str(path), env=env), attribute) == from_file
+
+
+def test_tls_key_precedence(tmp_path: Path, env: dict[str, str]) -> None:
+    cert = pem(tmp_path, "c.pem")
+    keys = {name: pem(tmp_path, f"{name}.key", "PRIVATE KEY") for name in ("flag", "env", "file")}
+    path = write_config(tmp_path, f'tls_cert = "{cert}"\ntls_key = "{keys["file"]}"\n')
+    env["HAWATCH_TLS_KEY"] = str(keys["env"])
+    assert (
+        load_settings(tls_key=str(keys["flag"]), config=str(path), env=env).tls_key
+        == (keys["flag"])
+    )
+    assert load_settings(config=str(path), env=env).tls_key == keys["env"]
+    del env["HAWATCH_TLS_KEY"]
+    assert load_settings(config=str(path), env=env).tls_key == keys["file"]
+
+
+def test_relative_tls_paths_in_the_config_file_are_relative_to_it(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    ca = pem(folder, "ca.pem")
+    path = write_config(folder, 'sentinels = ["h:1"]\ntls_ca_cert = "ca.pem"\n')
+    settings = load_settings(config=str(path), env=env)
+    assert settings.tls_ca_cert == ca
+    assert settings.tls is True
+
+
+def test_a_tls_file_turns_tls_on(tmp_path: Path, env: dict[str, str]) -> None:
+    ca = pem(tmp_path, "ca.pem")
+    settings = load_settings(sentinels=["h:1"], tls_ca_cert=str(ca), env=env)
+    assert settings.tls is True
+    assert settings.redis_kwargs()["ssl_ca_certs"] == str(ca)
+    env["HAWATCH_TLS_CA_CERT"] = str(ca)
+    assert load_settings(env=env).tls is True
+
+
+def test_a_higher_level_tls_setting_beats_a_lower_level_plain_url(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    ca = pem(tmp_path, "ca.pem")
+    path = write_config(tmp_path, 'url = "redis://c:1"\n')
+    env["HAWATCH_TLS_CA_CERT"] = str(ca)
+    settings = load_settings(config=str(path), env=env)
+    assert settings.sentinels == (A("c", 1),)
+    assert settings.tls is True and settings.tls_ca_cert == ca
+
+
+def test_a_higher_level_plain_url_beats_a_lower_level_tls_file(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    ca = pem(tmp_path, "ca.pem")
+    path = write_config(tmp_path, f'tls_ca_cert = "{ca}"\n')
+    settings = load_settings(url="redis://h:1", config=str(path), env=env)
+    assert settings.tls is False
+    assert "ssl" not in settings.redis_kwargs() and "ssl" not in settings.node_redis_kwargs()
+
+
+@pytest.mark.parametrize(
+    ("setup", "fragment"),
+    [
+        ("flag-url", "--tls-ca-cert asks for TLS, but --url names the sentinels"),
+        ("env-url", "HAWATCH_TLS_CA_CERT asks for TLS, but REDIS_ADDR names the sentinels"),
+        ("config-key", "sets tls = false; set tls = true"),
+        ("insecure", "HAWATCH_TLS_INSECURE_SKIP_VERIFY asks for TLS, but REDIS_ADDR"),
+    ],
+)
+def test_tls_asked_and_refused_at_the_same_level(
+    tmp_path: Path, env: dict[str, str], setup: str, fragment: str
+) -> None:
+    ca = pem(tmp_path, "ca.pem")
+    with pytest.raises(SettingsError) as exc_info:
+        if setup == "flag-url":
+            load_settings(url=f"redis://:{PW}@h:1", tls_ca_cert=str(ca), env=env)
+        elif setup == "env-url":
+            env.update(REDIS_ADDR=f"redis://:{PW}@h:1", HAWATCH_TLS_CA_CERT=str(ca))
+            load_settings(env=env)
+        elif setup == "config-key":
+            path = write_config(tmp_path, f'tls = false\ntls_ca_cert = "{ca}"\n')
+            load_settings(config=str(path), env=env)
+        else:
+            env.update(REDIS_ADDR="redis://h:1", HAWATCH_TLS_INSECURE_SKIP_VERIFY="yes")
+            load_settings(env=env)
+    assert fragment in refused(exc_info, PW)
+
+
+@pytest.mark.parametrize("via", ["flag", "env", "config"])
+def test_missing_tls_file_is_one_sentence(tmp_path: Path, env: dict[str, str], via: str) -> None:
+    missing = tmp_path / "nope.pem"
+    with pytest.raises(SettingsError) as exc_info:
+        if via == "flag":
+            load_settings(tls_ca_cert=str(missing), env=env)
+        elif via == "env":
+            load_settings(env={**env, "HAWATCH_TLS_CA_CERT": str(missing)})
+        else:
+            path = write_config(tmp_path, f'tls_ca_cert = "{missing}"\n')
+            load_settings(config=str(path), env=env)
+    message = refused(exc_info)
+    assert f"the CA certificate file {missing}" in message and "does not exist" in message
+    expected = {"flag": "--tls-ca-cert", "env": "HAWATCH_TLS_CA_CERT", "config": "tls_ca_cert in"}
+    assert expected[via] in message
+
+
+def test_tls_file_that_is_a_directory(tmp_path: Path, env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError) as exc_info:
+        load_settings(tls_cert=str(tmp_path), env=env)
+    assert "client certificate file" in refused(exc_info) and "is a directory" in str(
+        exc_info.value
+    )
+
+
+def test_unreadable_tls_file(tmp_path: Path, env: dict[str, str]) -> None:
+    import os
+
+    key = pem(tmp_path, "c.key", "PRIVATE KEY")
+    key.chmod(0)
+    try:
+        if os.access(key, os.R_OK):
+            pytest.skip("running as a user who can read any file (root)")
+        with pytest.raises(SettingsError) as exc_info:
+            load_settings(tls_cert=str(pem(tmp_path, "c.pem")), tls_key=str(key), env=env)
+        assert "cannot be read (permission denied)" in refused(exc_info)
+    finally:
+        key.chmod(0o600)
+
+
+def test_a_file_without_pem_text_is_refused_without_echoing_it(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    key = tmp_path / "c.key"
+    key.write_bytes(PW.encode() + b"\x30\x82")
+    with pytest.raises(SettingsError) as exc_info:
+        load_settings(tls_cert=str(pem(tmp_path, "c.pem")), tls_key=str(key), env=env)
+    message = refused(exc_info, PW)
+    assert "client key file" in message and "no PEM text" in message
+
+
+def test_empty_tls_flag(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError) as exc_info:
+        load_settings(tls_ca_cert="", env=env)
+    assert "--tls-ca-cert is empty" in refused(exc_info)
+
+
+def test_a_client_key_needs_a_client_certificate(tmp_path: Path, env: dict[str, str]) -> None:
+    key = pem(tmp_path, "c.key", "PRIVATE KEY")
+    with pytest.raises(SettingsError) as exc_info:
+        load_settings(tls_key=str(key), env=env)
+    message = refused(exc_info)
+    assert message.startswith("--tls-key gives a client key") and "--tls-cert" in message
+
+
+def test_a_client_certificate_alone_may_hold_its_key(tmp_path: Path, env: dict[str, str]) -> None:
+    both = pem(tmp_path, "both.pem")
+    settings = load_settings(sentinels=["h"], tls_cert=str(both), env=env)
+    assert settings.redis_kwargs()["ssl_certfile"] == str(both)
+    assert "ssl_keyfile" not in settings.redis_kwargs()
+
+
+def test_tls_insecure_precedence(tmp_path: Path, env: dict[str, str]) -> None:
+    path = write_config(tmp_path, 'sentinels = ["h:1"]\ntls_insecure_skip_verify = true\n')
+    settings = load_settings(config=str(path), env=env)
+    assert settings.tls_insecure is True and settings.tls is True
+    env["HAWATCH_TLS_INSECURE_SKIP_VERIFY"] = "no"
+    settings = load_settings(config=str(path), env=env)
+    assert settings.tls_insecure is False
+    assert settings.tls is False  # nothing else asks for TLS
+    env["HAWATCH_TLS_INSECURE_SKIP_VERIFY"] = "1"
+    settings = load_settings(url="rediss://h", env=env)
+    assert settings.redis_kwargs()["ssl_check_hostname"] is False
+
+
+def test_bad_tls_insecure_word(env: dict[str, str]) -> None:
+    env["HAWATCH_TLS_INSECURE_SKIP_VERIFY"] = "sure"
+    with pytest.raises(SettingsError) as exc_info:
+        load_settings(env=env)
+    assert "HAWATCH_TLS_INSECURE_SKIP_VERIFY is 'sure'" in refused(exc_info)
+
+
+def test_full_config_file_with_node_credentials_and_tls(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    ca, cert = pem(tmp_path, "ca.pem"), pem(tmp_path, "c.pem")
+    key = pem(tmp_path, "c.key", "PRIVATE KEY")
+    path = write_config(
+        tmp_path,
+        f'url = "rediss://mon:{PW}@c1:1"\nnode_username = "app"\nnode_password = "{NODE_PW}"\n'
+        f'tls_ca_cert = "{ca}"\ntls_cert = "{cert}"\ntls_key = "{key}"\n',
+    )
+    settings = load_settings(config=str(path), env=env)
+    assert settings == Settings(
+        sentinels=(A("c1", 1),),
+        username="mon",
+        password=Secret(PW),
+        tls=True,
+        origin=f"config file {path}",
+        node_username="app",
+        node_password=Secret(NODE_PW),
+        tls_ca_cert=ca,
+        tls_cert=cert,
+        tls_key=key,
+    )
+    for text in (repr(settings), settings.describe()):
+        assert PW not in text and NODE_PW not in text
+
+
+# --------------------------------------------------------------------------- CLI flags
+
+
+def test_connection_flags_reach_load_settings_and_an_argument_wins(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    from hawatch.settings import connection_flags
+
+    ca, other = pem(tmp_path, "ca.pem"), pem(tmp_path, "other.pem")
+    with connection_flags(node_username="ctx", tls_ca_cert=str(ca)):
+        settings = load_settings(sentinels=["h"], env=env)
+        assert (settings.node_username, settings.tls_ca_cert) == ("ctx", ca)
+        settings = load_settings(sentinels=["h"], tls_ca_cert=str(other), env=env)
+        assert settings.tls_ca_cert == other
+    settings = load_settings(sentinels=["h"], env=env)
+    assert (settings.node_username, settings.tls_ca_cert) == (None, None)
+
+
+@pytest.fixture
+def clean_os_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The real environment without any hawatch setting, with an empty home."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("HAWATCH_") or name in ("REDIS_ADDR", "XDG_CONFIG_HOME"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+
+@pytest.mark.usefixtures("clean_os_env")
+def test_cli_flags_reach_the_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hawatch.views.app as app_module
+    from hawatch.cli import main
+
+    seen: list[Settings] = []
+
+    class FakeApp:
+        def __init__(self, settings: Settings, **kwargs: object) -> None:
+            seen.append(settings)
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(app_module, "HawatchApp", FakeApp)
+    monkeypatch.setenv("HAWATCH_NODE_PASSWORD", NODE_PW)
+    ca, cert = pem(tmp_path, "ca.pem"), pem(tmp_path, "c.pem")
+    key = pem(tmp_path, "c.key", "PRIVATE KEY")
+    argv = ["watch", "--sentinel", "127.0.0.1:1", "--node-username", "app"]
+    argv += ["--tls-ca-cert", str(ca), "--tls-cert", str(cert), "--tls-key", str(key)]
+    assert main(argv) == 0
+    (settings,) = seen
+    assert settings.node_redis_kwargs() == {
+        "username": "app",
+        "password": NODE_PW,
+        "ssl": True,
+        "ssl_ca_certs": str(ca),
+        "ssl_certfile": str(cert),
+        "ssl_keyfile": str(key),
+        "ssl_cert_reqs": "required",
+    }
+    assert NODE_PW not in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("clean_os_env")
+def test_cli_refuses_a_missing_tls_file_with_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hawatch.cli import main
+
+    missing = tmp_path / "ca.pem"
+    assert main(["watch", "--sentinel", "127.0.0.1:1", "--tls-ca-cert", str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"hawatch: error: the CA certificate file {missing} given by --tls-ca-cert "
+        "does not exist; check the path."
+    ]
+
+
+def test_there_is_no_password_flag() -> None:
+    import click
+
+    from hawatch.cli import cli
+
+    command = cli.commands["watch"]
+    assert isinstance(command, click.Command)
+    names = {opt for param in command.params for opt in param.opts}
+    assert {"--node-username", "--tls-ca-cert", "--tls-cert", "--tls-key"} <= names
+    assert not any("password" in name or "insecure" in name for name in names)
+
+
+def test_an_empty_node_password_means_the_nodes_need_none(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # requirepass on the sentinels only: the sentinel password must not be sent to the nodes.
+    path = write_config(tmp_path, f'password = "{PW}"\nnode_password = ""\n')
+    settings = load_settings(config=str(path), env=env)
+    assert settings.redis_kwargs() == {"password": PW}
+    assert settings.node_redis_kwargs() == {}
+    assert "no node user, no node password" in settings.describe()
+    assert not Secret("") and Secret(PW)
