@@ -1,10 +1,18 @@
-"""The live TUI: who is master of each name, for how long, and which sentinels answer.
+"""The live TUI: who is master of each name, how healthy it is, and what just happened.
 
-The sentinel poller runs in a worker and posts every event as a message; the
+The sentinel source runs in a worker and posts every event as a message; the
 app folds them into a `ClusterState` and, four times a second, renders one
 snapshot into the widgets. Rendering on a tick rather than per event keeps the
 screen responsive however many events arrive, and keeps redraws cheap on a slow
 SSH link. Widgets never do I/O.
+
+The failover key (``f``) is the one action that changes the cluster. It is
+declared dangerous in one place, `HawatchApp.check_action`, which removes it
+entirely in read-only mode (no key, no footer entry, no palette entry); when it
+is allowed, a modal that defaults to Cancel names the master, its address and
+the one sentinel that will be asked. The request runs in a worker, its answer is
+shown as a sentence on the notice line, fed to the core as `FailoverRequested`
+and appended to the audit log.
 """
 
 from __future__ import annotations
@@ -19,91 +27,49 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.content import Content
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
-from hawatch.core.cluster import ClusterSnapshot, ClusterState, MasterView
-from hawatch.core.events import Event
+from hawatch.audit import AuditError, append_failover
+from hawatch.core.cluster import ClusterSnapshot, ClusterState
+from hawatch.core.events import Event, FailoverRequested
 from hawatch.settings import Settings
 from hawatch.sources.sentinel import SentinelPoller
-from hawatch.views.messages import EventArrived
+from hawatch.views.confirm import ConfirmFailover
+from hawatch.views.failover import FAILOVER_TIMEOUT, ask_failover, choose_sentinel
+from hawatch.views.messages import EventArrived, FailoverAnswered
+from hawatch.views.panel import (
+    MIN_EVENTS,
+    MasterPanel,
+    format_clock,
+    format_duration,
+    panel_text,
+)
 from hawatch.views.styles import stylesheet_path
 
 __all__ = [
     "HawatchApp",
     "MasterPanel",
     "format_duration",
-    "master_lines",
     "status_line",
 ]
 
 WAITING = "Asking the sentinels …"
 RENDER_INTERVAL = 0.25
 """Seconds between two renders of the core's snapshot (4 Hz)."""
-
-_FLAG_WORDS = {
-    "o_down": "WARNING: objectively down (o_down): the sentinels agree it is down",
-    "s_down": "WARNING: subjectively down (s_down) for at least one sentinel",
-    "failover_in_progress": "failover in progress",
-    "disconnected": "a sentinel has no link to it right now (disconnected)",
-}
-
-
-def format_duration(seconds: float) -> str:
-    """A short, human duration: ``12s``, ``3m 05s``, ``2h 07m``, ``1d 04h``."""
-    total = max(0, int(seconds))
-    if total < 60:
-        return f"{total}s"
-    minutes, secs = divmod(total, 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours:02d}h"
+MAX_EVENTS = 30
+"""The most events one panel shows, however tall the terminal."""
 
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def master_lines(view: MasterView, snapshot: ClusterSnapshot) -> list[str]:
-    """The lines of one master's panel after its name; warnings start with ``WARNING:``."""
-    held = format_duration(view.age)
-    if view.switched:
-        held_line = f"master {view.address}   held for {held} (was {view.previous})"
-    else:
-        held_line = f"master {view.address}   held for at least {held}"
-    lines = [held_line]
-    if view.known == 0:
-        lines.append(
-            "WARNING: no reachable sentinel reports this master; "
-            f"last report {format_duration(snapshot.now - view.last_report)} ago"
-        )
-        return lines
-    if view.agree == view.known:
-        lines.append(f"sentinels {view.agree}/{view.known} agree")
-    else:
-        sentinel, address, epoch = view.dissent[0]
-        said = f"{sentinel} says {address}" + ("" if epoch is None else f" (epoch {epoch})")
-        more = f" and {len(view.dissent) - 1} more" if len(view.dissent) > 1 else ""
-        lines.append(f"WARNING: sentinels disagree: {view.agree}/{view.known} agree; {said}{more}")
-    silent = len(snapshot.reachable) - view.known
-    if silent > 0:
-        lines.append(
-            f"WARNING: only {view.known} of {len(snapshot.reachable)} answering "
-            "sentinels report this master"
-        )
-    lines.extend(_FLAG_WORDS[flag] for flag in view.flags if flag in _FLAG_WORDS)
-    return lines
-
-
 def status_line(snapshot: ClusterSnapshot, sentinel_count: int) -> str:
     """The status bar: which sentinels do not answer and why, or that all is watched."""
     if not snapshot.unreachable:
-        return f"watching {_plural(sentinel_count, 'sentinel')}"
+        watched = max(sentinel_count, len(snapshot.reachable))
+        return f"watching {_plural(watched, 'sentinel')}"
     total = max(sentinel_count, len(snapshot.unreachable) + len(snapshot.reachable))
     parts = [
         f"{down.sentinel} {down.reason} (for {format_duration(down.age)})"
@@ -112,37 +78,19 @@ def status_line(snapshot: ClusterSnapshot, sentinel_count: int) -> str:
     return f"{len(snapshot.unreachable)} of {total} sentinels unreachable: " + "; ".join(parts)
 
 
-class MasterPanel(Static):
-    """One master name: its current address, how long it has held it, and agreement."""
-
-    def __init__(self, master: str) -> None:
-        super().__init__(markup=False)
-        self.master = master
-        self._shown: tuple[str, ...] = ()
-
-    def show(self, lines: list[str]) -> None:
-        """Display `lines` under the master's name; does nothing if they are unchanged."""
-        if tuple(lines) == self._shown:
-            return
-        self._shown = tuple(lines)
-        body = "\n".join(lines)
-        self.update(Content.assemble((self.master, "bold"), "\n", body))
-        self.set_class(any(line.startswith("WARNING") for line in lines), "warning")
-
-    @property
-    def text(self) -> str:
-        """Everything the panel shows, as plain text (for tests and accessibility)."""
-        return "\n".join((self.master, *self._shown))
-
-
 class HawatchApp(App[None]):
-    """Watch the sentinels of `settings` and show who is master, live."""
+    """Watch the sentinels of `settings` and show who is master, live.
+
+    Unless `settings.read_only`, ``f`` fails the master in focus over (after a
+    confirmation).
+    """
 
     CSS_PATH = str(stylesheet_path())
     TITLE = "hawatch"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("f", "failover", "Fail over"),
     ]
 
     def __init__(
@@ -160,27 +108,33 @@ class HawatchApp(App[None]):
         self._panels: dict[str, MasterPanel] = {}
         self._watcher_failure: str | None = None
         self._status_text = ""
+        self._notice_text = ""
+        self._failover_pending: str | None = None
+        """The sentinel a failover request is on its way to, while it is."""
         self.sub_title = subtitle if subtitle is not None else self._default_subtitle()
 
     def _default_subtitle(self) -> str:
         addresses = ", ".join(str(address) for address in self.settings.sentinels)
+        read_only = " (read-only)" if self.settings.read_only else ""
         if len(addresses) <= 40:
-            return addresses
-        return _plural(len(self.settings.sentinels), "sentinel")
+            return addresses + read_only
+        return _plural(len(self.settings.sentinels), "sentinel") + read_only
 
     def compose(self) -> ComposeResult:
-        """Header, the master panels, the status line and the key bar."""
+        """Header, the master panels, the notice and status lines, and the key bar."""
         yield Header()
-        masters = VerticalScroll(id="masters")
+        masters = VerticalScroll(id="masters", can_focus=False)
         masters.border_title = "masters"
         with masters:
             yield Static(WAITING, id="waiting", markup=False)
+        yield Static("", id="notice", markup=False)
         yield Static("", id="status", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
         """Start watching the sentinels and rendering snapshots."""
         self._exit_on_hangup()
+        self.query_one("#notice", Static).display = False
         self.poll_sentinels()
         self.refresh_view()
         self.set_interval(RENDER_INTERVAL, self.refresh_view)
@@ -196,14 +150,16 @@ class HawatchApp(App[None]):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.exit)
 
+    # -- the source ---------------------------------------------------------------------
+
     @work(
         exclusive=True,
         exit_on_error=False,
         group="sentinel",
-        description="Polling the sentinels",
+        description="Watching the sentinels",
     )
     async def poll_sentinels(self) -> None:
-        """Run the sentinel poller on the event loop until the app exits."""
+        """Run the sentinel source on the event loop until the app exits."""
         poller = SentinelPoller(self.settings, self._emit, interval=self.poll_interval)
         await poller.run()
 
@@ -215,14 +171,24 @@ class HawatchApp(App[None]):
         self.cluster_state.apply(message.event)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """Say so on screen if the sentinel watcher ever stops on an error."""
+        """Say so on screen if the sentinel watcher or a failover request fails on a bug."""
+        if event.state != WorkerState.ERROR and event.state != WorkerState.CANCELLED:
+            return
+        error = event.worker.error
+        detail = f"{type(error).__name__}: {self.settings.redact(str(error))}"
         if event.worker.group == "sentinel" and event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self._watcher_failure = (
-                f"the sentinel watcher stopped ({type(error).__name__}: "
-                f"{self.settings.redact(str(error))}); restart hawatch"
-            )
+            self._watcher_failure = f"the sentinel watcher stopped ({detail}); restart hawatch"
             self.refresh_view()
+        elif event.worker.group == "failover" and self._failover_pending is not None:
+            sentinel, self._failover_pending = self._failover_pending, None
+            if event.state == WorkerState.ERROR:
+                self._notice(
+                    f"the failover request to {sentinel} failed inside hawatch ({detail}); "
+                    "check the panel to see whether a failover started",
+                    warning=True,
+                )
+
+    # -- rendering ----------------------------------------------------------------------
 
     def refresh_view(self) -> None:
         """Render one snapshot of the core into the widgets, changing only what changed."""
@@ -234,6 +200,7 @@ class HawatchApp(App[None]):
     def _render_masters(self, snapshot: ClusterSnapshot) -> None:
         container = self.query_one("#masters", VerticalScroll)
         names = {view.name for view in snapshot.masters}
+        added = False
         answered = bool(snapshot.reachable) or bool(snapshot.masters)
         if answered:
             names.update(self.settings.masters)
@@ -245,6 +212,12 @@ class HawatchApp(App[None]):
                 container.mount(panel, before=min(after, key=lambda other: other.master))
             else:
                 container.mount(panel)
+            added = True
+        if added and self.screen is self.screen_stack[0]:
+            focused = self.focused
+            if focused is None or not isinstance(focused, MasterPanel):
+                # The first master by name is the one the failover key acts on by default.
+                self._panels[min(self._panels)].focus(scroll_visible=False)
         waiting = self.query_one("#waiting", Static)
         if self._panels:
             waiting.display = False
@@ -252,19 +225,150 @@ class HawatchApp(App[None]):
             waiting.update("The sentinels answer but monitor no master.")
         elif snapshot.unreachable:
             waiting.update(f"{WAITING} none has answered yet.")
+        if not self._panels:
+            return
+        texts = {name: panel_text(name, snapshot.master(name), snapshot) for name in self._panels}
+        # Share the rows left after the essentials between the panels' event lists,
+        # so a taller terminal shows more history and 80x24 still shows the newest.
+        # The panel's left bar and padding take 2 columns, a scroll bar 2 more.
+        width = container.content_size.width - 4 if container.content_size.width else 73
+        height = container.content_size.height or max(1, self.size.height - 6)
+        fixed = sum(text.fixed_rows(width) for text in texts.values()) + len(texts) - 1
+        events = (height - fixed) // len(texts)
+        events = max(MIN_EVENTS, min(MAX_EVENTS, events))
         for name, panel in self._panels.items():
-            view = snapshot.master(name)
-            if view is None:
-                panel.show(["WARNING: no sentinel has reported this master yet"])
-            else:
-                panel.show(master_lines(view, snapshot))
+            panel.show(texts[name], events=events)
 
     def _render_status(self, snapshot: ClusterSnapshot) -> None:
         status = self.query_one("#status", Static)
         text = status_line(snapshot, len(self.settings.sentinels))
+        if self.settings.read_only:
+            text += " · read-only: failover disabled"
         if self._watcher_failure:
             text = f"WARNING: {self._watcher_failure}. {text}"
         if text != self._status_text:
             self._status_text = text
             status.update(text)
         status.set_class(bool(snapshot.unreachable or self._watcher_failure), "warning")
+
+    def _notice(self, sentence: str, *, warning: bool = False) -> None:
+        """Show `sentence` on the notice line (the answer to the operator's last action)."""
+        notice = self.query_one("#notice", Static)
+        prefix = "WARNING: " if warning else ""
+        self._notice_text = f"{format_clock(time.time())}  {prefix}{sentence}"
+        notice.update(self._notice_text)
+        notice.display = True
+        notice.set_class(warning, "warning")
+
+    @property
+    def notice_text(self) -> str:
+        """The notice line as shown (empty until the operator did something)."""
+        return self._notice_text
+
+    @property
+    def status_text(self) -> str:
+        """The status line as shown."""
+        return self._status_text
+
+    # -- the failover key ---------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Remove the failover action entirely in read-only mode (key, footer, key panel)."""
+        if action == "failover":
+            return not self.settings.read_only
+        return True
+
+    def selected_master(self) -> str | None:
+        """The master the failover key acts on: the panel in focus, else the first one."""
+        focused = self.focused
+        while focused is not None and not isinstance(focused, MasterPanel):
+            parent = focused.parent
+            focused = parent if isinstance(parent, MasterPanel) else None
+        if isinstance(focused, MasterPanel):
+            return focused.master
+        return min(self._panels) if self._panels else None
+
+    def action_failover(self) -> None:
+        """Ask (with a modal that defaults to Cancel) before failing the master over."""
+        if self.settings.read_only:
+            return  # gated in check_action too; never reachable through any other path
+        if self._failover_pending is not None:
+            self._notice(
+                f"a failover request is already on its way to {self._failover_pending}; "
+                "wait for its answer",
+                warning=True,
+            )
+            return
+        name = self.selected_master()
+        if name is None:
+            self._notice("no master is known yet: there is nothing to fail over", warning=True)
+            return
+        snapshot = self.cluster_state.snapshot(time.time())
+        view = snapshot.master(name)
+        if view is None:
+            self._notice(f"no sentinel has reported {name} yet: cannot fail it over", warning=True)
+            return
+        sentinel = choose_sentinel(view, snapshot, prefer=self.settings.sentinels)
+        if sentinel is None:
+            self._notice(
+                f"no sentinel is reachable: cannot ask for a failover of {name}; "
+                "see the status line for why",
+                warning=True,
+            )
+            return
+        address = view.address
+
+        def answered(confirmed: bool | None) -> None:
+            if confirmed and not self.settings.read_only:
+                self._failover_pending = sentinel
+                self._notice(f"asking sentinel {sentinel} to fail over {name} …")
+                self.request_failover(name, sentinel)
+
+        self.push_screen(ConfirmFailover(name, address, sentinel), callback=answered)
+
+    @work(
+        exit_on_error=False,
+        thread=False,
+        group="failover",
+        description="Asking one sentinel to fail over",
+    )
+    async def request_failover(self, master: str, sentinel: str) -> None:
+        """Send ``SENTINEL FAILOVER`` to one sentinel, record it, and post the answer."""
+        if self.settings.read_only:
+            return
+        outcome = await ask_failover(self.settings, master, sentinel, timeout=FAILOVER_TIMEOUT)
+        self.post_message(
+            EventArrived(
+                FailoverRequested(
+                    ts=time.time(),
+                    master=master,
+                    sentinel=sentinel,
+                    reply=outcome.reply,
+                    accepted=outcome.accepted,
+                )
+            )
+        )
+        problem = None
+        try:
+            await asyncio.to_thread(
+                append_failover,
+                master=master,
+                sentinel=sentinel,
+                reply=outcome.reply,
+                accepted=outcome.accepted,
+                redis_user=self.settings.username,
+                secrets=(self.settings.password, self.settings.node_password),
+            )
+        except AuditError as error:
+            problem = str(error)
+        self.post_message(FailoverAnswered(outcome, problem))
+
+    def on_failover_answered(self, message: FailoverAnswered) -> None:
+        """Show the sentinel's answer as a sentence, and any audit log problem after it."""
+        self._failover_pending = None
+        outcome = message.outcome
+        sentence = outcome.sentence
+        if message.audit_problem:
+            sentence += f". WARNING: {message.audit_problem}"
+        self._notice(sentence, warning=not outcome.accepted or bool(message.audit_problem))
+        self.refresh_view()

@@ -1,7 +1,7 @@
-"""Textual messages that carry news from the sources to the app.
+"""Textual messages that carry news from the sources and the workers to the app.
 
-Workers post these; only the app reacts to them, so no source ever touches a
-widget.
+Workers post these; only the app reacts to them, so no source or worker ever
+touches a widget.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 from textual.message import Message
 
 from hawatch.core.events import Event
+from hawatch.views.failover import FailoverOutcome
 
-__all__ = ["EventArrived"]
+__all__ = ["EventArrived", "FailoverAnswered"]
 
 
 class EventArrived(Message):
@@ -19,3 +20,13 @@ class EventArrived(Message):
     def __init__(self, event: Event) -> None:
         super().__init__()
         self.event = event
+
+
+class FailoverAnswered(Message):
+    """The operator's failover request is over: the sentinel's answer (or its silence)
+    and, if the audit log could not be written, why."""
+
+    def __init__(self, outcome: FailoverOutcome, audit_problem: str | None = None) -> None:
+        super().__init__()
+        self.outcome = outcome
+        self.audit_problem = audit_problem
