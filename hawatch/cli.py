@@ -45,7 +45,27 @@ class DefaultGroup(click.Group):
 
 
 def connection_options(func: F) -> F:
-    """The options that say where the sentinels are, shared by every command that connects."""
+    """The options that say where the sentinels are, shared by every command that connects.
+
+    ``--node-username`` and the ``--tls-*`` options are not passed to the
+    command: they are handed to `load_settings` through
+    `hawatch.settings.connection_flags` while the command runs, so a command
+    needs no new parameters for them.
+    """
+    import functools
+
+    from hawatch.settings import connection_flags
+
+    @functools.wraps(func)
+    def with_connection_flags(*args: Any, **kwargs: Any) -> Any:
+        with connection_flags(
+            node_username=kwargs.pop("node_username", None),
+            tls_ca_cert=kwargs.pop("tls_ca_cert", None),
+            tls_cert=kwargs.pop("tls_cert", None),
+            tls_key=kwargs.pop("tls_key", None),
+        ):
+            return func(*args, **kwargs)
+
     options = [
         click.option(
             "--sentinel",
@@ -69,15 +89,42 @@ def connection_options(func: F) -> F:
         ),
         click.option("--username", metavar="USER", help="ACL user name for the sentinels."),
         click.option(
+            "--node-username",
+            metavar="USER",
+            help="ACL user name for the data nodes (password: $HAWATCH_NODE_PASSWORD). "
+            "Default: the sentinels' user and password.",
+        ),
+        click.option(
+            "--tls-ca-cert",
+            type=click.Path(path_type=str),
+            metavar="FILE",
+            help="PEM file of the CA that signed the servers' certificates; turns TLS on. "
+            "Default: $HAWATCH_TLS_CA_CERT, else the system's CAs.",
+        ),
+        click.option(
+            "--tls-cert",
+            type=click.Path(path_type=str),
+            metavar="FILE",
+            help="PEM client certificate, for servers that ask for one. "
+            "Default: $HAWATCH_TLS_CERT.",
+        ),
+        click.option(
+            "--tls-key",
+            type=click.Path(path_type=str),
+            metavar="FILE",
+            help="PEM key of --tls-cert, if not in the same file. Default: $HAWATCH_TLS_KEY.",
+        ),
+        click.option(
             "--config",
             type=click.Path(dir_okay=False, path_type=str),
             metavar="FILE",
             help="TOML config file. Default: ~/.config/hawatch/config.toml if it exists.",
         ),
     ]
+    decorated: Any = with_connection_flags
     for option in reversed(options):
-        func = option(func)
-    return func
+        decorated = option(decorated)
+    return decorated
 
 
 def _settings(
@@ -347,7 +394,127 @@ def _reserved(name: str, what: str, issue: str) -> None:
         raise click.UsageError(f"`hawatch {name}` is not available yet in this version ({issue}).")
 
 
-_reserved("events", "Print every event as one JSON line, for scripts", "coming with the journal")
+# --------------------------------------------------------------------------- events
+
+if TYPE_CHECKING:
+    from hawatch.core.events import Event
+
+
+def _events_source() -> Callable[..., Any]:
+    """The Sentinel source that `events` runs, called as ``source(settings, emit)``.
+
+    The watcher (pub/sub messages, topology, data nodes) when this tree has it;
+    until then the older poller (``SENTINEL MASTERS`` only, no pub/sub messages).
+    """
+    from hawatch.sources import sentinel
+
+    return getattr(sentinel, "SentinelWatcher", sentinel.SentinelPoller)
+
+
+class _JsonLinesOut:
+    """Writes events to standard output, one UTF-8 JSON line each, flushed at once.
+
+    When the reader goes away (``hawatch events | head -1``) it stops writing,
+    points standard output at the null device so that Python's last flush at
+    exit cannot complain, and calls `on_end` with status 0; any other write
+    failure ends the run with status 1 and one sentence.
+    """
+
+    def __init__(self, on_end: Callable[[int], None]) -> None:
+        self._on_end = on_end
+        self.ended = False
+
+    def write(self, event: Event) -> None:
+        """Print `event` as one JSON line (the source calls this on the event loop)."""
+        from hawatch.core.events import to_json
+
+        if self.ended:
+            return
+        data = (to_json(event) + "\n").encode("utf-8", "replace")
+        stream = getattr(sys.stdout, "buffer", None)
+        try:
+            if stream is None:
+                sys.stdout.write(data.decode("utf-8"))
+                sys.stdout.flush()
+            else:
+                stream.write(data)
+                stream.flush()
+        except BrokenPipeError:
+            self._end(0)
+        except OSError as error:
+            _say(f"error: cannot write to standard output: {error.strerror or error}.")
+            self._end(EXIT_FAILED)
+
+    def _end(self, status: int) -> None:
+        import os
+
+        self.ended = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        self._on_end(status)
+
+
+async def _stream_events(settings: Settings) -> int:
+    """Run the Sentinel source and print its events until a signal or a closed pipe.
+
+    Returns the exit status: 0 after SIGTERM, SIGHUP or a closed pipe, 130
+    after Ctrl-C. The source is cancelled and closes its connections first.
+    """
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    finished: asyncio.Future[int] = loop.create_future()
+
+    def finish(status: int) -> None:
+        if not finished.done():
+            finished.set_result(status)
+
+    stops = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: 0, signal.SIGHUP: 0}
+    for sig, status in stops.items():
+        loop.add_signal_handler(sig, finish, status)
+    out = _JsonLinesOut(finish)
+    task = asyncio.create_task(_events_source()(settings, out.write).run(), name="events source")
+    try:
+        await asyncio.wait({task, finished}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
+        for sig in stops:
+            loop.remove_signal_handler(sig)
+    error = None if task.cancelled() else task.exception()
+    if finished.done():
+        return finished.result()
+    raise click.ClickException(f"the Sentinel source stopped: {error or 'it ended by itself'}.")
+
+
+@cli.command()
+@connection_options
+def events(
+    sentinels: tuple[str, ...],
+    url: str | None,
+    masters: tuple[str, ...],
+    username: str | None,
+    config: str | None,
+) -> int:
+    """Print every event as one JSON line, for scripts.
+
+    Runs without the screen: Sentinel messages (+switch-master, +sdown ...),
+    each sentinel's view of its masters, data nodes' roles, sentinels going
+    up and down. Each line is a JSON object with "type", "at" (Unix seconds)
+    and the event's fields (see "Events as JSON lines" in the README).
+
+    Stops quietly on Ctrl-C (status 130), SIGTERM, SIGHUP, or when the reader
+    of the output goes away, as with `hawatch events | head -1` (status 0).
+    """
+    import asyncio
+
+    settings = _settings(sentinels, url, masters, username, config)
+    return asyncio.run(_stream_events(settings))
+
+
 _reserved(
     "drill",
     "Inject a fault, measure the gap, exit non-zero past an SLO",

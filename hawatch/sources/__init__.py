@@ -4,6 +4,11 @@ Sources never touch widgets and never import Textual; whoever runs them hands
 them an ``emit`` callback and decides what to do with the events.
 """
 
-from hawatch.sources.sentinel import SentinelPoller, describe_error, parse_masters_reply
+from hawatch.sources.sentinel import (
+    SentinelPoller,
+    SentinelWatcher,
+    describe_error,
+    parse_masters_reply,
+)
 
-__all__ = ["SentinelPoller", "describe_error", "parse_masters_reply"]
+__all__ = ["SentinelPoller", "SentinelWatcher", "describe_error", "parse_masters_reply"]

@@ -1,0 +1,156 @@
+"""`hawatch events` on a real lab: JSON lines as they happen, and a quiet end however it stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+import pytest
+
+from hawatch.lab import LabCluster
+from hawatch.sources import sentinel as sentinel_source
+
+pytestmark = pytest.mark.integration
+
+
+class EventsProcess:
+    """`python -m hawatch events` on the lab, its output read line by line in a thread."""
+
+    def __init__(self, lab: LabCluster, *, reader: bool = True) -> None:
+        args = [sys.executable, "-m", "hawatch", "events", "--master", lab.master_name]
+        for address in lab.sentinel_addresses:
+            args += ["--sentinel", str(address)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HAWATCH_", "REDIS_"))}
+        env["XDG_CONFIG_HOME"] = "/nonexistent-hawatch-config"
+        self.proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        assert self.proc.stdout is not None
+        if reader:
+            thread = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
+            thread.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for line in stream:
+            self.lines.put(line)
+
+    def next_line(self, timeout: float = 15.0) -> bytes:
+        """The next line, or fail after `timeout` seconds."""
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"no line from `hawatch events` in {timeout} s")
+
+    def until(
+        self, wanted: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
+        """Every line (decoded) up to and including the first that `wanted` accepts."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"not seen in {timeout} s; types: {[o['type'] for o in seen]}"
+            obj = json.loads(self.next_line(left))
+            seen.append(obj)
+            if wanted(obj):
+                return seen
+
+    def stop(self) -> None:
+        """Stop the process by its pid if it still runs."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def events(lab: LabCluster) -> Iterator[EventsProcess]:
+    process = EventsProcess(lab)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def assert_event_line(obj: dict[str, Any]) -> None:
+    assert isinstance(obj["type"], str) and obj["type"]
+    assert isinstance(obj["at"], float)
+    assert abs(obj["at"] - time.time()) < 120
+
+
+@pytest.mark.skipif(
+    not hasattr(sentinel_source, "SentinelWatcher"),
+    reason="Sentinel messages need the pub/sub watcher (SentinelWatcher)",
+)
+def test_a_failover_arrives_as_json_lines(lab: LabCluster, events: EventsProcess) -> None:
+    events.until(lambda obj: obj["type"] == "master")  # connected and reading the topology
+    old = lab.current_master()
+    assert lab.failover() == "OK"
+    new = lab.wait_for_new_master(old.port)
+    seen = events.until(lambda obj: obj.get("channel") == "+switch-master")
+    for obj in seen:
+        assert_event_line(obj)
+    switch = seen[-1]
+    assert switch["type"] == "sentinel"
+    assert switch["master"] == lab.master_name
+    assert switch["old"] == f"127.0.0.1:{old.port}"
+    assert switch["new"] == f"127.0.0.1:{new.port}"
+    assert switch["sentinel"] in {str(a) for a in lab.sentinel_addresses}
+    assert switch["payload"] == f"{lab.master_name} 127.0.0.1 {old.port} 127.0.0.1 {new.port}"
+    assert not any(obj["type"] == "sentinel-unparsed" for obj in seen)
+    # Then the topology catches up: a sentinel names the new master with a higher epoch.
+    events.until(lambda obj: obj["type"] == "master" and obj["port"] == new.port)
+
+
+def test_a_reader_that_goes_away_ends_it_quietly(lab: LabCluster) -> None:
+    """As `hawatch events | head -1`: read one line, close the pipe."""
+    events = EventsProcess(lab, reader=False)
+    try:
+        assert events.proc.stdout is not None and events.proc.stderr is not None
+        assert_event_line(json.loads(events.proc.stdout.readline()))
+        events.proc.stdout.close()
+        assert events.proc.wait(timeout=20) == 0
+        assert events.proc.stderr.read() == b""
+    finally:
+        events.stop()
+
+
+@pytest.mark.parametrize(
+    ("sig", "status"),
+    [(signal.SIGTERM, 0), (signal.SIGHUP, 0), (signal.SIGINT, 130)],
+)
+def test_a_signal_ends_it_quietly(events: EventsProcess, sig: signal.Signals, status: int) -> None:
+    events.next_line()
+    events.proc.send_signal(sig)
+    assert events.proc.wait(timeout=20) == status
+    assert events.proc.stderr is not None
+    assert events.proc.stderr.read() == b""
+
+
+def test_the_shell_pipeline_to_head(lab: LabCluster) -> None:
+    """The real thing: a shell pipe into `head -1`, with hawatch's own status checked."""
+    sentinels = " ".join(f"--sentinel {a}" for a in lab.sentinel_addresses)
+    script = (
+        f"{sys.executable} -m hawatch events {sentinels} 2>stderr.txt | head -1; "
+        'echo "status=${PIPESTATUS[0]}"'
+    )
+    cwd = lab.directory
+    result = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=60, cwd=cwd
+    )
+    first, status = result.stdout.splitlines()
+    assert_event_line(json.loads(first))
+    assert status == "status=0"
+    assert cwd is not None and (cwd / "stderr.txt").read_text() == ""
