@@ -9,6 +9,7 @@ traceback: exit status 2 for bad input, 1 when something could not be done,
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -44,27 +45,31 @@ class DefaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
+CONNECTION_FLAGS = (
+    "sentinels",
+    "url",
+    "masters",
+    "username",
+    "node_username",
+    "tls_ca_cert",
+    "tls_cert",
+    "tls_key",
+    "config",
+)
+"""The `load_settings` arguments that `connection_options` adds as flags."""
+
+
 def connection_options(func: F) -> F:
     """The options that say where the sentinels are, shared by every command that connects.
 
-    ``--node-username`` and the ``--tls-*`` options are not passed to the
-    command: they are handed to `load_settings` through
-    `hawatch.settings.connection_flags` while the command runs, so a command
-    needs no new parameters for them.
+    The command receives them together as one `connection` mapping, ready for
+    ``load_settings(**connection)``, so adding a connection flag touches no command.
     """
-    import functools
-
-    from hawatch.settings import connection_flags
 
     @functools.wraps(func)
-    def with_connection_flags(*args: Any, **kwargs: Any) -> Any:
-        with connection_flags(
-            node_username=kwargs.pop("node_username", None),
-            tls_ca_cert=kwargs.pop("tls_ca_cert", None),
-            tls_cert=kwargs.pop("tls_cert", None),
-            tls_key=kwargs.pop("tls_key", None),
-        ):
-            return func(*args, **kwargs)
+    def with_connection(*args: Any, **kwargs: Any) -> Any:
+        connection = {name: kwargs.pop(name) for name in CONNECTION_FLAGS}
+        return func(*args, connection=connection, **kwargs)
 
     options = [
         click.option(
@@ -121,28 +126,10 @@ def connection_options(func: F) -> F:
             help="TOML config file. Default: ~/.config/hawatch/config.toml if it exists.",
         ),
     ]
-    decorated: Any = with_connection_flags
+    decorated: Any = with_connection
     for option in reversed(options):
         decorated = option(decorated)
     return decorated
-
-
-def _settings(
-    sentinels: tuple[str, ...],
-    url: str | None,
-    masters: tuple[str, ...],
-    username: str | None,
-    config: str | None,
-    read_only: bool | None = None,
-) -> Settings:
-    return load_settings(
-        sentinels=sentinels,
-        url=url,
-        masters=masters,
-        username=username,
-        config=config,
-        read_only=read_only,
-    )
 
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -172,16 +159,9 @@ def cli() -> None:
     default=None,
     help="Never change the cluster: no failover key. Default: $HAWATCH_READ_ONLY.",
 )
-def watch(
-    sentinels: tuple[str, ...],
-    url: str | None,
-    masters: tuple[str, ...],
-    username: str | None,
-    config: str | None,
-    read_only: bool | None,
-) -> None:
+def watch(connection: dict[str, Any], read_only: bool | None) -> None:
     """Open the live screen on a Sentinel deployment (the default command)."""
-    settings = _settings(sentinels, url, masters, username, config, read_only)
+    settings = load_settings(**connection, read_only=read_only)
     from hawatch.views.app import HawatchApp
 
     HawatchApp(settings, subtitle=settings.describe()).run()
@@ -400,17 +380,6 @@ if TYPE_CHECKING:
     from hawatch.core.events import Event
 
 
-def _events_source() -> Callable[..., Any]:
-    """The Sentinel source that `events` runs, called as ``source(settings, emit)``.
-
-    The watcher (pub/sub messages, topology, data nodes) when this tree has it;
-    until then the older poller (``SENTINEL MASTERS`` only, no pub/sub messages).
-    """
-    from hawatch.sources import sentinel
-
-    return getattr(sentinel, "SentinelWatcher", sentinel.SentinelPoller)
-
-
 class _JsonLinesOut:
     """Writes events to standard output, one UTF-8 JSON line each, flushed at once.
 
@@ -476,9 +445,13 @@ async def _stream_events(settings: Settings) -> int:
     for sig, status in stops.items():
         loop.add_signal_handler(sig, finish, status)
     out = _JsonLinesOut(finish)
-    task = asyncio.create_task(_events_source()(settings, out.write).run(), name="events source")
+    from hawatch.sources.sentinel import SentinelWatcher
+
+    source = SentinelWatcher(settings, out.write)
+    task = asyncio.create_task(source.run(), name="events source")
     try:
-        await asyncio.wait({task, finished}, return_when=asyncio.FIRST_COMPLETED)
+        waiters: set[asyncio.Future[Any]] = {task, finished}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
         task.cancel()
         await asyncio.wait({task})
@@ -492,13 +465,7 @@ async def _stream_events(settings: Settings) -> int:
 
 @cli.command()
 @connection_options
-def events(
-    sentinels: tuple[str, ...],
-    url: str | None,
-    masters: tuple[str, ...],
-    username: str | None,
-    config: str | None,
-) -> int:
+def events(connection: dict[str, Any]) -> int:
     """Print every event as one JSON line, for scripts.
 
     Runs without the screen: Sentinel messages (+switch-master, +sdown ...),
@@ -511,7 +478,7 @@ def events(
     """
     import asyncio
 
-    settings = _settings(sentinels, url, masters, username, config)
+    settings = load_settings(**connection)
     return asyncio.run(_stream_events(settings))
 
 

@@ -47,14 +47,12 @@ and never holds a password: URLs are echoed only through `redact_url`.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -72,7 +70,6 @@ __all__ = [
     "SentinelAddress",
     "Settings",
     "SettingsError",
-    "connection_flags",
     "default_config_path",
     "load_settings",
     "parse_address",
@@ -938,43 +935,6 @@ def _pick_tls_file(
     return None, "", ""
 
 
-# --------------------------------------------------------------------------- CLI flags
-
-
-_FLAG_NAMES = ("node_username", "tls_ca_cert", "tls_cert", "tls_key")
-_CONNECTION_FLAGS: ContextVar[Mapping[str, str | None] | None] = ContextVar(
-    "hawatch_connection_flags", default=None
-)
-
-
-@contextlib.contextmanager
-def connection_flags(
-    *,
-    node_username: str | None = None,
-    tls_ca_cert: str | None = None,
-    tls_cert: str | None = None,
-    tls_key: str | None = None,
-) -> Iterator[None]:
-    """Within the block, `load_settings` takes these flags when its caller does not pass them.
-
-    The CLI's shared ``connection_options`` decorator uses it, so that flags it
-    adds reach `load_settings` without every command having to pass them on.
-    An argument given to `load_settings` itself wins.
-    """
-    token = _CONNECTION_FLAGS.set(
-        {
-            "node_username": node_username,
-            "tls_ca_cert": tls_ca_cert,
-            "tls_cert": tls_cert,
-            "tls_key": tls_key,
-        }
-    )
-    try:
-        yield
-    finally:
-        _CONNECTION_FLAGS.reset(token)
-
-
 @dataclass
 class _Source:
     """The sentinel addresses one level (flags, environment, config) gives, with its URL."""
@@ -1010,8 +970,7 @@ def load_settings(
     `masters` holds ``--master`` values (each may be a comma-separated list),
     `config` is ``--config``, `node_username`, `tls_ca_cert`, `tls_cert` and
     `tls_key` are ``--node-username``, ``--tls-ca-cert``, ``--tls-cert`` and
-    ``--tls-key`` (those four default to what an enclosing `connection_flags`
-    block says). `env` defaults to `os.environ`.
+    ``--tls-key``. `env` defaults to `os.environ`.
 
     **Sentinel addresses** come from the first level that names any: flags
     (``--sentinel`` and ``--url``, combined), else the environment
@@ -1053,16 +1012,6 @@ def load_settings(
     reading) for any bad input.
     """
     environ = os.environ if env is None else env
-    context = _CONNECTION_FLAGS.get() or {}
-    flags = {
-        "node_username": node_username,
-        "tls_ca_cert": tls_ca_cert,
-        "tls_cert": tls_cert,
-        "tls_key": tls_key,
-    }
-    for name in _FLAG_NAMES:
-        if flags[name] is None:
-            flags[name] = context.get(name)
     try:
         return _load_settings(
             sentinels=_as_list(sentinels),
@@ -1072,7 +1021,10 @@ def load_settings(
             config=config,
             read_only=read_only,
             environ=environ,
-            **flags,
+            node_username=node_username,
+            tls_ca_cert=tls_ca_cert,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
         )
     except SettingsError:
         raise

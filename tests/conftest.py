@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from hawatch.core.events import Event, MasterObserved, SentinelUnreachable
 from hawatch.lab import LabCluster, LabConfig, pid_alive, started_pids
+from hawatch.settings import Settings
+from hawatch.sources.sentinel import SentinelWatcher
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +53,39 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 os.kill(pid, signal.SIGKILL)
         print(f"\nhawatch: processes left running after the test run: {alive}")
         session.exitstatus = 1
+
+
+Survey = Callable[..., Awaitable[list[Event]]]
+
+
+@pytest.fixture
+def survey() -> Survey:
+    """Run the real Sentinel source until every seed sentinel has given a verdict.
+
+    A verdict is a report of its masters (it answers) or a `SentinelUnreachable`
+    (with the reason hawatch would show). Returns every event seen by then.
+    """
+
+    async def run(settings: Settings, timeout: float = 15.0) -> list[Event]:
+        events: list[Event] = []
+        seeds = {str(a) for a in settings.sentinels}
+
+        def decided() -> bool:
+            answered = {e.sentinel for e in events if isinstance(e, MasterObserved)}
+            failed = {e.sentinel for e in events if isinstance(e, SentinelUnreachable)}
+            return seeds <= answered | failed
+
+        watcher = SentinelWatcher(settings, events.append)
+        task = asyncio.create_task(watcher.run())
+        try:
+            deadline = time.monotonic() + timeout
+            while not decided():
+                assert time.monotonic() < deadline, f"no verdict from every sentinel: {events}"
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return events
+
+    return run

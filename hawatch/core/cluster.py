@@ -23,14 +23,20 @@ from hawatch.core.events import (
     NodeObserved,
     NodeUnreachable,
     ReplicaInfo,
+    SentinelForgotten,
     SentinelMessage,
     SentinelReachable,
     SentinelUnreachable,
 )
+from hawatch.core.text import short_text
 
 #: Copies of one Sentinel message from several sentinels within this many seconds
 #: are one event.
 DEDUP_WINDOW = 10.0
+#: Channels whose messages about one instance flip back and forth (a sentinel heard
+#: at two addresses, IPv4 and IPv6, switches between them for good): within the window
+#: they are one event whatever their payload, so they cannot flood the event list.
+FLAPPING_CHANNELS = frozenset({"+sentinel-address-switch"})
 #: Recent Sentinel messages kept per master for the views.
 RECENT_EVENTS = 50
 
@@ -218,6 +224,7 @@ class _Recent:
     payload: str
     text: str
     sentinels: set[str]
+    instance: str | None = None
 
 
 class ClusterState:
@@ -255,6 +262,15 @@ class ClusterState:
             self._unreachable[event.sentinel] = (since, event.reason)
         elif isinstance(event, SentinelReachable):
             self._mark_reachable(event.sentinel)
+        elif isinstance(event, SentinelForgotten):
+            self._reachable.discard(event.sentinel)
+            self._unreachable.pop(event.sentinel, None)
+            self._tilt.pop(event.sentinel, None)
+            for master in self._masters.values():
+                master.reports.pop(event.sentinel, None)
+                master.replicas.pop(event.sentinel, None)
+                master.ckquorum.pop(event.sentinel, None)
+                master.peers.pop(event.sentinel, None)
 
     def _mark_reachable(self, sentinel: str) -> None:
         self._reachable.add(sentinel)
@@ -307,14 +323,20 @@ class ClusterState:
         for recent in reversed(master.events):
             if event.ts - recent.ts > DEDUP_WINDOW:
                 break
+            if event.channel in FLAPPING_CHANNELS and (recent.channel, recent.instance) == (
+                event.channel,
+                event.instance,
+            ):
+                recent.sentinels.add(event.sentinel)
+                return False
             if (recent.channel, recent.payload) == (event.channel, event.payload):
                 if event.sentinel not in recent.sentinels:
                     recent.sentinels.add(event.sentinel)
                     return False
                 break  # the same sentinel again: a new occurrence
-        text = _short_text(event)
+        text = short_text(event)
         master.events.append(
-            _Recent(event.ts, event.channel, event.payload, text, {event.sentinel})
+            _Recent(event.ts, event.channel, event.payload, text, {event.sentinel}, event.instance)
         )
         return True
 
@@ -541,15 +563,3 @@ def _split_address(address: str) -> tuple[str, int] | None:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, int(port)
-
-
-def _short_text(event: SentinelMessage) -> str:
-    """The message in a few words for people: ``+switch-master mymaster a → b``."""
-    if event.channel == "+switch-master" and event.old and event.new:
-        return f"{event.channel} {event.master} {event.old} → {event.new}"
-    if event.role and event.instance:
-        subject = event.instance if event.role != "master" else event.master or event.instance
-        where = f" {event.address}" if event.address and event.role != "slave" else ""
-        detail = f" {event.detail}" if event.detail else ""
-        return f"{event.channel} {event.role} {subject}{where}{detail}"
-    return f"{event.channel} {event.payload}".strip()

@@ -32,6 +32,7 @@ __all__ = [
     "NodeUnreachable",
     "PeerInfo",
     "ReplicaInfo",
+    "SentinelForgotten",
     "SentinelMessage",
     "SentinelReachable",
     "SentinelUnreachable",
@@ -260,6 +261,18 @@ class FailoverRequested(Event):
     reply: str
     """``OK``, or the refusal in words (``INPROG ...``, ``NOPERM ...``, a timeout)."""
     accepted: bool
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class SentinelForgotten(Event):
+    """A sentinel hawatch had discovered is no longer part of the deployment: no sentinel
+    lists it any more, so it is no longer watched (not the same as unreachable)."""
+
+    TYPE: ClassVar[str] = "sentinel-forgotten"
+
+    sentinel: str
+    reason: str
 
 
 def to_json(event: Event) -> str:

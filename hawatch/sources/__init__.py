@@ -5,10 +5,9 @@ them an ``emit`` callback and decides what to do with the events.
 """
 
 from hawatch.sources.sentinel import (
-    SentinelPoller,
     SentinelWatcher,
     describe_error,
     parse_masters_reply,
 )
 
-__all__ = ["SentinelPoller", "SentinelWatcher", "describe_error", "parse_masters_reply"]
+__all__ = ["SentinelWatcher", "describe_error", "parse_masters_reply"]

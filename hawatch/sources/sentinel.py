@@ -9,9 +9,8 @@ sentinel's health with a ``PING`` watchdog, reconnecting with backoff. Each
 sentinel has its own connections and tasks, so one that hangs (SIGSTOP, a
 partition) never delays the news from the others.
 
-`SentinelPoller` is the older, simpler source (``SENTINEL MASTERS`` only),
-kept until every caller uses the watcher. Failures become `SentinelUnreachable`
-with a reason an on-call engineer can act on (`describe_error`).
+Failures become `SentinelUnreachable` with a reason an on-call engineer can act
+on (`describe_error`).
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ from hawatch.core.events import (
     NodeUnreachable,
     PeerInfo,
     ReplicaInfo,
+    SentinelForgotten,
     SentinelReachable,
     SentinelUnreachable,
 )
@@ -48,7 +48,6 @@ from hawatch.settings import SentinelAddress, Settings, SettingsError, parse_add
 from hawatch.sources.sentinel_messages import TOPOLOGY_CHANNELS, parse_message
 
 __all__ = [
-    "SentinelPoller",
     "SentinelWatcher",
     "UnexpectedReply",
     "describe_error",
@@ -229,119 +228,6 @@ def _first_line(text: str, limit: int = 80) -> str:
     """The first line of `text`, stripped and cut to `limit` characters."""
     line = text.strip().splitlines()[0].strip() if text.strip() else ""
     return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-class SentinelPoller:
-    """Polls every sentinel of `settings` with ``SENTINEL MASTERS`` and emits events.
-
-    `emit` is called on the event loop for every `MasterObserved`, and for each
-    change of a sentinel's reachability (`SentinelReachable` on its first answer
-    and when it recovers, `SentinelUnreachable` when it starts failing or fails
-    for a different reason). `run` never raises except `asyncio.CancelledError`.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        emit: Callable[[Event], None],
-        *,
-        interval: float = 0.5,
-        timeout: float = 1.0,
-    ) -> None:
-        self.settings = settings
-        self.interval = interval
-        self.timeout = timeout
-        self._emit = emit
-        self._clients: dict[SentinelAddress, aioredis.Redis] = {}
-        self._failing: dict[SentinelAddress, str | None] = {}
-        """Per sentinel: None while it answers, the failure reason while it does not."""
-
-    async def run(self) -> None:
-        """Poll every sentinel every `interval` seconds until cancelled; then close clients."""
-        try:
-            async with asyncio.TaskGroup() as group:
-                for address in self.settings.sentinels:
-                    group.create_task(self._loop(address), name=f"poll {address}")
-                if not self.settings.sentinels:
-                    await asyncio.Event().wait()  # nothing to ask; still run until cancelled
-        finally:
-            await self.aclose()
-
-    async def poll_once(self) -> None:
-        """Ask every sentinel once, concurrently, and emit what they said."""
-        await asyncio.gather(*(self._poll(address) for address in self.settings.sentinels))
-
-    async def aclose(self) -> None:
-        """Close every client; the next poll opens new ones."""
-        clients, self._clients = self._clients, {}
-        for client in clients.values():
-            await self._close(client)
-
-    async def _loop(self, address: SentinelAddress) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            await self._poll(address)
-            _check_cancelled()
-            await asyncio.sleep(max(0.0, self.interval - (loop.time() - started)))
-
-    def _client(self, address: SentinelAddress) -> aioredis.Redis:
-        client = self._clients.get(address)
-        if client is None:
-            kwargs: dict[str, Any] = {
-                "host": address.host,
-                "port": address.port,
-                "socket_timeout": self.timeout,
-                "socket_connect_timeout": self.timeout,
-                "decode_responses": True,
-                # The poll loop is the retry: a retry inside redis-py would only hide
-                # a dead sentinel for several timeouts.
-                "retry": Retry(NoBackoff(), 0),
-            }
-            kwargs.update(self.settings.redis_kwargs())
-            client = aioredis.Redis(**kwargs)
-            self._clients[address] = client
-        return client
-
-    async def _poll(self, address: SentinelAddress) -> None:
-        name = str(address)
-        try:
-            client = self._client(address)
-            async with asyncio.timeout(self.timeout):
-                reply = await client.sentinel_masters()
-                _check_cancelled()
-            ts = time.time()
-            events = parse_masters_reply(reply, sentinel=name, ts=ts, only=self.settings.masters)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            broken = self._clients.pop(address, None)
-            if broken is not None:
-                await self._close(broken)
-            reason = self.settings.redact(describe_error(error, timeout=self.timeout))
-            if self._failing.get(address, "") != reason:
-                self._failing[address] = reason
-                self._send(SentinelUnreachable(ts=time.time(), sentinel=name, reason=reason))
-            return
-        if address not in self._failing or self._failing[address] is not None:
-            self._failing[address] = None
-            self._send(SentinelReachable(ts=ts, sentinel=name))
-        for event in events:
-            self._send(event)
-
-    def _send(self, event: Event) -> None:
-        try:
-            self._emit(event)
-        except Exception:
-            log.exception("the consumer of sentinel events failed on %r", event)
-
-    async def _close(self, client: aioredis.Redis) -> None:
-        try:
-            # A hung peer must not hold up the poll loop while we hang up on it.
-            async with asyncio.timeout(self.timeout):
-                await client.aclose()
-        except Exception:
-            log.debug("closing a sentinel client failed", exc_info=True)
 
 
 # --------------------------------------------------------------------------- the watcher
@@ -659,11 +545,7 @@ class SentinelWatcher:
         self._watched.pop(watched.address, None)
         if watched.task is not None:
             watched.task.cancel()
-        self._send(
-            SentinelUnreachable(
-                ts=time.time(), sentinel=str(watched.address), reason=f"no longer watched: {why}"
-            )
-        )
+        self._send(SentinelForgotten(ts=time.time(), sentinel=str(watched.address), reason=why))
 
     # -- one sentinel ------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from hawatch.audit import AuditError, append_failover
 from hawatch.core.cluster import ClusterSnapshot, ClusterState
 from hawatch.core.events import Event, FailoverRequested
 from hawatch.settings import Settings
-from hawatch.sources.sentinel import SentinelPoller
+from hawatch.sources.sentinel import SentinelWatcher
 from hawatch.views.confirm import ConfirmFailover
 from hawatch.views.failover import FAILOVER_TIMEOUT, ask_failover, choose_sentinel
 from hawatch.views.messages import EventArrived, FailoverAnswered
@@ -98,11 +98,11 @@ class HawatchApp(App[None]):
         settings: Settings,
         *,
         subtitle: str | None = None,
-        poll_interval: float = 0.5,
+        topology_interval: float = 2.0,
     ) -> None:
         super().__init__()
         self.settings = settings
-        self.poll_interval = poll_interval
+        self.topology_interval = topology_interval
         self.cluster_state = ClusterState()
         """The core, fed by `EventArrived` messages; rendered on a tick."""
         self._panels: dict[str, MasterPanel] = {}
@@ -160,8 +160,10 @@ class HawatchApp(App[None]):
     )
     async def poll_sentinels(self) -> None:
         """Run the sentinel source on the event loop until the app exits."""
-        poller = SentinelPoller(self.settings, self._emit, interval=self.poll_interval)
-        await poller.run()
+        watcher = SentinelWatcher(
+            self.settings, self._emit, topology_interval=self.topology_interval
+        )
+        await watcher.run()
 
     def _emit(self, event: Event) -> None:
         self.post_message(EventArrived(event))

@@ -12,7 +12,7 @@ import asyncio
 import stat
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,6 @@ from hawatch.core.events import (
 from hawatch.lab.cluster import LabCluster, LabConfig, LabNode, TlsUnavailable
 from hawatch.lab.procs import LabError
 from hawatch.settings import Secret, Settings, load_settings
-from hawatch.sources.sentinel import SentinelPoller
 
 pytestmark = pytest.mark.integration
 
@@ -52,18 +51,10 @@ NEWER_RULES = ("+client|setinfo",)
 NODE_MONITOR_ACL = "+ping +info +role"
 
 
+Survey = Callable[..., Awaitable[list[Event]]]
+"""The `survey` fixture of conftest.py: run the Sentinel source until every sentinel answered."""
+
 # --------------------------------------------------------------------------- helpers
-
-
-async def poll(settings: Settings) -> list[Event]:
-    """Ask every sentinel of `settings` once, as hawatch does, and return the events."""
-    events: list[Event] = []
-    poller = SentinelPoller(settings, events.append, timeout=2.0)
-    try:
-        await poller.poll_once()
-    finally:
-        await poller.aclose()
-    return events
 
 
 def assert_no_secret(*texts: str) -> None:
@@ -154,11 +145,13 @@ def tls_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster]:
 # --------------------------------------------------------------------------- passwords
 
 
-async def test_lab_settings_reach_a_password_protected_lab(password_lab: LabCluster) -> None:
+async def test_lab_settings_reach_a_password_protected_lab(
+    survey: Survey, password_lab: LabCluster
+) -> None:
     settings = password_lab.settings()
     assert settings.password == Secret(SENTINEL_PW)
     assert settings.node_password == Secret(NODE_PW)
-    events = await poll(settings)
+    events = await survey(settings)
     assert_watched(events, password_lab)
     # The data-node credentials reach the data nodes.
     assert (await node_call(settings, password_lab, "ROLE"))[0] == "master"  # type: ignore[index]
@@ -166,10 +159,11 @@ async def test_lab_settings_reach_a_password_protected_lab(password_lab: LabClus
 
 
 async def test_without_the_password_the_reason_says_authentication_required(
+    survey: Survey,
     password_lab: LabCluster,
 ) -> None:
     settings = password_lab.settings(password=None, node_password=None)
-    events = await poll(settings)
+    events = await survey(settings)
     assert reasons(events) == {"authentication required: this sentinel needs a password"}
     assert not [e for e in events if isinstance(e, MasterObserved)]
     assert_no_secret(*everything_shown(events, settings))
@@ -178,10 +172,12 @@ async def test_without_the_password_the_reason_says_authentication_required(
         await node_call(settings, password_lab, "ROLE")
 
 
-async def test_a_wrong_password_is_named_and_never_shown(password_lab: LabCluster) -> None:
+async def test_a_wrong_password_is_named_and_never_shown(
+    survey: Survey, password_lab: LabCluster
+) -> None:
     wrong = "wr0ng-pw-0000"
     settings = password_lab.settings(password=Secret(wrong))
-    events = await poll(settings)
+    events = await survey(settings)
     (reason,) = reasons(events)
     assert reason.startswith("authentication failed"), reason
     for text in everything_shown(events, settings):
@@ -190,11 +186,12 @@ async def test_a_wrong_password_is_named_and_never_shown(password_lab: LabCluste
 
 
 async def test_the_sentinel_password_alone_does_not_open_the_data_nodes(
+    survey: Survey,
     password_lab: LabCluster,
 ) -> None:
     # Without node credentials the nodes get the sentinel password, which is not theirs.
     settings = password_lab.settings(node_password=None)
-    assert_watched(await poll(settings), password_lab)
+    assert_watched(await survey(settings), password_lab)
     with pytest.raises(rex.AuthenticationError) as exc_info:
         await node_call(settings, password_lab, "ROLE")
     assert_no_secret(str(exc_info.value))
@@ -204,6 +201,7 @@ async def test_the_sentinel_password_alone_does_not_open_the_data_nodes(
 
 
 async def test_read_only_monitor_user_watches_and_cannot_fail_over(
+    survey: Survey,
     password_lab: LabCluster,
 ) -> None:
     lab = password_lab
@@ -223,7 +221,7 @@ async def test_read_only_monitor_user_watches_and_cannot_fail_over(
     before = lab.master_by_sentinel()
 
     # The poller watches with the monitor user.
-    events = await poll(settings)
+    events = await survey(settings)
     assert_watched(events, lab)
     assert_no_secret(*everything_shown(events, settings))
 
@@ -337,7 +335,7 @@ def tls_url(lab: LabCluster) -> str:
 
 
 async def test_rediss_url_with_the_ca_watches_a_tls_lab(
-    tls_lab: LabCluster, tmp_path: Path
+    survey: Survey, tls_lab: LabCluster, tmp_path: Path
 ) -> None:
     assert tls_lab.tls is not None
     env = {"HOME": str(tmp_path), "HAWATCH_NODE_PASSWORD": NODE_PW}
@@ -348,19 +346,19 @@ async def test_rediss_url_with_the_ca_watches_a_tls_lab(
         env=env,
     )
     assert settings.tls and settings.tls_ca_cert == tls_lab.tls.ca_cert
-    events = await poll(settings)
+    events = await survey(settings)
     assert_watched(events, tls_lab)
     assert (await node_call(settings, tls_lab, "ROLE"))[0] == "master"  # type: ignore[index]
     # The lab's own settings say the same.
-    assert_watched(await poll(tls_lab.settings()), tls_lab)
+    assert_watched(await survey(tls_lab.settings()), tls_lab)
     assert_no_secret(*everything_shown(events, settings))
 
 
 async def test_without_the_ca_the_reason_is_a_tls_failure(
-    tls_lab: LabCluster, tmp_path: Path
+    survey: Survey, tls_lab: LabCluster, tmp_path: Path
 ) -> None:
     settings = load_settings(url=tls_url(tls_lab), env={"HOME": str(tmp_path)})
-    events = await poll(settings)
+    events = await survey(settings)
     (reason,) = reasons(events)
     assert "TLS" in reason, reason
     assert not [e for e in events if isinstance(e, MasterObserved)]
@@ -368,12 +366,12 @@ async def test_without_the_ca_the_reason_is_a_tls_failure(
 
 
 async def test_skipping_verification_reaches_the_tls_lab(
-    tls_lab: LabCluster, tmp_path: Path
+    survey: Survey, tls_lab: LabCluster, tmp_path: Path
 ) -> None:
     env = {"HOME": str(tmp_path), "HAWATCH_TLS_INSECURE_SKIP_VERIFY": "yes"}
     settings = load_settings(url=tls_url(tls_lab), env=env)
     assert "CERTIFICATES NOT VERIFIED" in settings.describe()
-    assert_watched(await poll(settings), tls_lab)
+    assert_watched(await survey(settings), tls_lab)
 
 
 # --------------------------------------------------------------------------- no TLS in the server

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_screen_shows_the_master_and_follows_a_failover(lab: LabCluster) -> None:
-    app = HawatchApp(lab.settings(), poll_interval=0.2)
+    app = HawatchApp(lab.settings(), topology_interval=0.2)
     async with app.run_test(size=(80, 24)) as pilot:
 
         async def panel_says(text: str, timeout: float) -> None:

@@ -22,6 +22,7 @@ from hawatch.core.events import (
     MasterObserved,
     NodeObserved,
     NodeUnreachable,
+    SentinelForgotten,
     SentinelMessage,
     SentinelReachable,
     SentinelUnreachable,
@@ -472,8 +473,8 @@ async def test_a_sentinel_that_leaves_the_deployment_is_forgotten(lab: LabCluste
             sentinel.call("SENTINEL", "RESET", "mymaster")
         forgotten = await rec.wait(
             "the departed sentinel to be forgotten",
-            SentinelUnreachable,
-            lambda e: e.sentinel == str(leaves.address) and e.reason.startswith("no longer"),
+            SentinelForgotten,
+            lambda e: e.sentinel == str(leaves.address),
         )
         assert "no reachable sentinel lists it" in forgotten.reason
         await until(

@@ -181,7 +181,7 @@ def test_stylesheet_is_found() -> None:
 async def test_unreachable_sentinel_is_reported_and_app_keeps_running(
     settings: Settings, closed_port: int
 ) -> None:
-    app = HawatchApp(settings, poll_interval=0.1)
+    app = HawatchApp(settings, topology_interval=0.1)
     async with app.run_test(size=SIZE) as pilot:
         waiting = str(app.query_one("#waiting", Static).content)
         assert waiting.startswith("Asking the sentinels …")

@@ -60,6 +60,8 @@ def assert_refused(result: subprocess.CompletedProcess[str], *needles: str) -> N
         (["--sentinel", "127.0.0.1:123456"], "123456"),  # the default command
         (["watch", "--config", "/nonexistent/hawatch.toml"], "/nonexistent/hawatch.toml"),
         (["watch", "--no-such-option"], "--no-such-option"),
+        (["watch", "--tls-ca-cert", "/nonexistent/ca.pem"], "/nonexistent/ca.pem"),
+        (["events", "--tls-cert", "/nonexistent/client.pem"], "/nonexistent/client.pem"),
         (["lab", "--sentinels", "3", "--quorum", "4"], "quorum"),
         (["lab", "--replicas", "-1"], "--replicas"),
         (["demo", "--down-after", "10"], "--down-after"),

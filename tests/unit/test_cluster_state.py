@@ -10,6 +10,7 @@ from hawatch.core.events import (
     NodeObserved,
     NodeUnreachable,
     ReplicaInfo,
+    SentinelForgotten,
     SentinelMessage,
     SentinelReachable,
     SentinelUnreachable,
@@ -455,3 +456,40 @@ def test_down_master_and_operator_failover_are_shown() -> None:
     assert view is not None
     assert "the sentinels see master 127.0.0.1:6379 as objectively down (o_down)." in view.warnings
     assert view.events[-1].text == f"operator failover via {S1}: accepted (OK)"
+
+
+def test_a_forgotten_sentinel_is_neither_reachable_nor_unreachable_nor_a_voice() -> None:
+    state = fold(
+        seen(100.0, S1, OLD, 1),
+        seen(100.0, S2, OLD, 1),
+        seen(100.0, S3, NEW, 0),
+        SentinelUnreachable(ts=101.0, sentinel=S3, reason="connection refused"),
+        SentinelForgotten(ts=102.0, sentinel=S3, reason="no sentinel lists it"),
+    )
+    snapshot = state.snapshot(now=103.0)
+    assert S3 not in snapshot.reachable
+    assert [u.sentinel for u in snapshot.unreachable] == []
+    view = snapshot.master("mymaster")
+    assert view is not None and (view.known, view.agree, view.dissent) == (2, 2, ())
+
+
+def test_a_flapping_address_switch_does_not_flood_the_event_list() -> None:
+    run_id = "a" * 40
+    flips = [
+        msg(
+            100.0 + i * 0.2,
+            S1,
+            "+sentinel-address-switch",
+            f"sentinel {run_id} {ip} 26380 @ mymaster 127.0.0.1 6379 "
+            f"ip {ip} port 26380 for {run_id}",
+            master="mymaster",
+            role="sentinel",
+            instance=run_id,
+            address=f"{ip}:26380",
+        )
+        for i, ip in enumerate(["127.0.0.1", "::1"] * 10)
+    ]
+    state = fold(seen(99.0, S1, OLD, 0), *flips)
+    view = state.snapshot(now=105.0).master("mymaster")
+    assert view is not None
+    assert [e.channel for e in view.events] == ["+sentinel-address-switch"]

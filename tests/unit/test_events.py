@@ -14,6 +14,7 @@ from hawatch.core.events import (
     NodeUnreachable,
     PeerInfo,
     ReplicaInfo,
+    SentinelForgotten,
     SentinelMessage,
     SentinelReachable,
     SentinelUnreachable,
@@ -83,6 +84,7 @@ SAMPLES: list[Event] = [
     FailoverRequested(
         ts=9.0, master="mymaster", sentinel="127.0.0.1:26379", reply="OK", accepted=True
     ),
+    SentinelForgotten(ts=10.0, sentinel="127.0.0.1:26381", reason="no sentinel lists it"),
 ]
 
 

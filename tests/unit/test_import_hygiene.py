@@ -11,9 +11,12 @@ HEADLESS_MODULES = [
     "hawatch.core",
     "hawatch.core.events",
     "hawatch.core.cluster",
+    "hawatch.core.text",
     "hawatch.sources",
     "hawatch.sources.sentinel",
+    "hawatch.sources.sentinel_messages",
     "hawatch.settings",
+    "hawatch.audit",
 ]
 
 

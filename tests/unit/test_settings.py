@@ -1292,24 +1292,6 @@ def test_full_config_file_with_node_credentials_and_tls(
         assert PW not in text and NODE_PW not in text
 
 
-# --------------------------------------------------------------------------- CLI flags
-
-
-def test_connection_flags_reach_load_settings_and_an_argument_wins(
-    tmp_path: Path, env: dict[str, str]
-) -> None:
-    from hawatch.settings import connection_flags
-
-    ca, other = pem(tmp_path, "ca.pem"), pem(tmp_path, "other.pem")
-    with connection_flags(node_username="ctx", tls_ca_cert=str(ca)):
-        settings = load_settings(sentinels=["h"], env=env)
-        assert (settings.node_username, settings.tls_ca_cert) == ("ctx", ca)
-        settings = load_settings(sentinels=["h"], tls_ca_cert=str(other), env=env)
-        assert settings.tls_ca_cert == other
-    settings = load_settings(sentinels=["h"], env=env)
-    assert (settings.node_username, settings.tls_ca_cert) == (None, None)
-
-
 @pytest.fixture
 def clean_os_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The real environment without any hawatch setting, with an empty home."""
