@@ -40,4 +40,16 @@ async def test_screen_shows_the_master_and_follows_a_failover(lab: LabCluster) -
         assert new is not old
         await panel_says(f"master {new.address}", timeout=10)
         assert f"was {old.address}" in app.query_one(MasterPanel).text
+        await panel_says("3/3 agree", timeout=10)  # every sentinel names the new master
+
+        def switches() -> list[tuple[int, str]]:
+            view = app.cluster_state.snapshot(time.time()).master(lab.master_name)
+            assert view is not None
+            return [(e.sentinels, e.text) for e in view.events if e.channel == "+switch-master"]
+
+        # each of the three sentinels publishes +switch-master: one event, seen three times
+        deadline = time.monotonic() + 10
+        while switches() != [(3, f"+switch-master mymaster {old.address} → {new.address}")]:
+            assert time.monotonic() < deadline, switches()
+            await pilot.pause(0.05)
         await pilot.press("q")
