@@ -25,18 +25,24 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 __all__ = [
+    "BrokerConnected",
+    "BrokerDisconnected",
     "Event",
     "FailoverRequested",
     "MasterObserved",
     "NodeObserved",
     "NodeUnreachable",
     "PeerInfo",
+    "ProbeResult",
+    "QueueDepth",
     "ReplicaInfo",
     "SentinelForgotten",
     "SentinelMessage",
     "SentinelReachable",
     "SentinelUnreachable",
+    "TaskEvent",
     "UnparsedSentinelMessage",
+    "WorkerEvent",
     "event_types",
     "from_json",
     "register",
@@ -273,6 +279,108 @@ class SentinelForgotten(Event):
 
     sentinel: str
     reason: str
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class TaskEvent(Event):
+    """One Celery task event (``task-sent``, ``task-received``, ``task-started`` ...).
+
+    Fields Celery did not send are None; the tracker counts and ignores events
+    it cannot use (no id, an unknown state) instead of failing on them.
+    """
+
+    TYPE: ClassVar[str] = "task"
+
+    state: str
+    """The event's word without ``task-``: ``sent``, ``received``, ``started``,
+    ``succeeded``, ``failed``, ``retried``, ``revoked``, ``rejected``."""
+    uuid: str | None
+    name: str | None = None
+    worker: str | None = None
+    """The hostname of the worker that sent the event (None for ``sent``)."""
+    queue: str | None = None
+    """The routing key / queue, when the event carries it (``task-sent``)."""
+    retries: int | None = None
+    runtime: float | None = None
+    """Seconds the task ran (``task-succeeded``)."""
+    exception: str | None = None
+    clock: float | None = None
+    """The timestamp Celery put in the event, on the sender's clock."""
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class WorkerEvent(Event):
+    """A Celery worker event: ``worker-online``, ``worker-heartbeat``, ``worker-offline``."""
+
+    TYPE: ClassVar[str] = "worker"
+
+    kind: str
+    """``online``, ``heartbeat`` or ``offline``."""
+    hostname: str | None
+    active: int | None = None
+    processed: int | None = None
+    freq: float | None = None
+    """The heartbeat period the worker announces, in seconds."""
+    clock: float | None = None
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class BrokerConnected(Event):
+    """A Celery-side source is connected to the broker (again): its blind window ends."""
+
+    TYPE: ClassVar[str] = "broker-up"
+
+    source: str
+    """Which source: ``celery-events``, ``queues``, ``canary``."""
+    address: str | None = None
+    """The master it reached, ``host:port``, when known."""
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class BrokerDisconnected(Event):
+    """A Celery-side source lost the broker: events published from now on may be missed."""
+
+    TYPE: ClassVar[str] = "broker-down"
+
+    source: str
+    reason: str
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class QueueDepth(Event):
+    """How many messages wait in a queue (``LLEN``, priority sub-queues included) and how
+    many are delivered but unacknowledged, read through the current master."""
+
+    TYPE: ClassVar[str] = "queue"
+
+    queue: str
+    length: int
+    unacked: int | None = None
+    address: str | None = None
+    """The master it was read from."""
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class ProbeResult(Event):
+    """One step of a probe's round trip: a canary task sent, started, succeeded, or not sent."""
+
+    TYPE: ClassVar[str] = "probe"
+
+    probe: str
+    """``canary`` (later: ``http``)."""
+    phase: str
+    """``sent``, ``started``, ``succeeded``, ``failed``, ``send-failed``."""
+    ok: bool
+    task_id: str | None = None
+    latency: float | None = None
+    """Seconds since the probe was sent, for ``started`` and ``succeeded``."""
+    detail: str | None = None
 
 
 def to_json(event: Event) -> str:

@@ -7,18 +7,24 @@ import json
 import pytest
 
 from hawatch.core.events import (
+    BrokerConnected,
+    BrokerDisconnected,
     Event,
     FailoverRequested,
     MasterObserved,
     NodeObserved,
     NodeUnreachable,
     PeerInfo,
+    ProbeResult,
+    QueueDepth,
     ReplicaInfo,
     SentinelForgotten,
     SentinelMessage,
     SentinelReachable,
     SentinelUnreachable,
+    TaskEvent,
     UnparsedSentinelMessage,
+    WorkerEvent,
     event_types,
     from_json,
     to_json,
@@ -85,6 +91,31 @@ SAMPLES: list[Event] = [
         ts=9.0, master="mymaster", sentinel="127.0.0.1:26379", reply="OK", accepted=True
     ),
     SentinelForgotten(ts=10.0, sentinel="127.0.0.1:26381", reason="no sentinel lists it"),
+    TaskEvent(
+        ts=11.0,
+        state="succeeded",
+        uuid="9b57ba3b-a707-4c13-9255-d74de411b64b",
+        name="demo.add",
+        worker="demo@host",
+        queue="celery",
+        retries=0,
+        runtime=0.01,
+        clock=10.9,
+    ),
+    WorkerEvent(
+        ts=12.0, kind="heartbeat", hostname="demo@host", active=1, processed=7, freq=2.0, clock=11.9
+    ),
+    BrokerConnected(ts=13.0, source="celery-events", address="127.0.0.1:6380"),
+    BrokerDisconnected(ts=14.0, source="celery-events", reason="connection reset"),
+    QueueDepth(ts=15.0, queue="celery", length=12, unacked=2, address="127.0.0.1:6380"),
+    ProbeResult(
+        ts=16.0,
+        probe="canary",
+        phase="succeeded",
+        ok=True,
+        task_id="hawatch-canary-1",
+        latency=0.05,
+    ),
 ]
 
 
