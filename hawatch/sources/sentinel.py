@@ -50,6 +50,7 @@ from hawatch.sources.sentinel_messages import TOPOLOGY_CHANNELS, parse_message
 __all__ = [
     "SentinelWatcher",
     "UnexpectedReply",
+    "check_cancelled",
     "describe_error",
     "parse_ckquorum",
     "parse_masters_reply",
@@ -382,7 +383,7 @@ def parse_node_replies(address: str, role: object, info: object, *, ts: float) -
     )
 
 
-def _check_cancelled() -> None:
+def check_cancelled() -> None:
     """Raise `asyncio.CancelledError` if the current task was asked to stop.
 
     redis-py (8.1, on Python 3.11) sometimes returns normally from a command
@@ -560,7 +561,7 @@ class SentinelWatcher:
                 raise
             except Exception as exc:
                 error = exc
-            _check_cancelled()
+            check_cancelled()
             if watched.up:
                 backoff = _BACKOFF_MIN
             reason = self.settings.redact(describe_error(error, timeout=self.timeout))
@@ -580,10 +581,10 @@ class SentinelWatcher:
         try:
             async with asyncio.timeout(self.timeout * 2):  # connect, then the reply
                 await client.execute_command("PING")
-                _check_cancelled()
+                check_cancelled()
             async with asyncio.timeout(self.timeout * 2):
                 await pubsub.psubscribe("*")
-                _check_cancelled()
+                check_cancelled()
             watched.trigger.clear()  # this read covers whatever asked for one before
             events = await self._read_topology(watched, client)
             self._mark_reachable(watched)
@@ -626,7 +627,7 @@ class SentinelWatcher:
         wanted = set(self.settings.masters)
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-            _check_cancelled()
+            check_cancelled()
             if message is None or message.get("type") != "pmessage":
                 continue
             channel, payload = _text(message.get("channel")), _text(message.get("data"))
@@ -644,7 +645,7 @@ class SentinelWatcher:
             await asyncio.sleep(self.watchdog_interval)
             async with asyncio.timeout(self.timeout):
                 await client.execute_command("PING")
-                _check_cancelled()
+                check_cancelled()
 
     async def _topology_loop(self, watched: _Watched, client: aioredis.Redis) -> None:
         """Read the topology every `topology_interval`, and soon after each trigger."""
@@ -678,7 +679,7 @@ class SentinelWatcher:
                 pipe.execute_command("INFO", "sentinel")
                 pipe.execute_command("SENTINEL", "MYID")
                 masters_reply, info, myid = await pipe.execute(raise_on_error=False)
-                _check_cancelled()
+                check_cancelled()
         if isinstance(masters_reply, BaseException):
             raise masters_reply
         ts = time.time()
@@ -699,7 +700,7 @@ class SentinelWatcher:
                         pipe.execute_command("SENTINEL", "SENTINELS", master.master)
                         pipe.execute_command("SENTINEL", "CKQUORUM", master.master)
                     details = await pipe.execute(raise_on_error=False)
-                    _check_cancelled()
+                    check_cancelled()
         now = asyncio.get_running_loop().time()
         events = []
         nodes: set[SentinelAddress] = set()
@@ -771,9 +772,9 @@ class SentinelWatcher:
                 nodes |= watched.nodes
             for gone in set(self._node_clients) - nodes:
                 await self._close(self._node_clients.pop(gone))
-            _check_cancelled()
+            check_cancelled()
             events = await asyncio.gather(*(self._poll_node(node) for node in sorted(nodes)))
-            _check_cancelled()
+            check_cancelled()
             for event in events:
                 self._send(event)
 
@@ -794,7 +795,7 @@ class SentinelWatcher:
                 broken = self._node_clients.pop(address, None)
                 if broken is not None:
                     await self._close(broken)
-                _check_cancelled()
+                check_cancelled()
                 killed = isinstance(error, rex.ConnectionError) and not isinstance(
                     error, rex.TimeoutError
                 )
@@ -817,7 +818,7 @@ class SentinelWatcher:
                 pipe.execute_command("ROLE")
                 pipe.execute_command("INFO", "replication")
                 role, info = await pipe.execute(raise_on_error=False)
-                _check_cancelled()
+                check_cancelled()
         if isinstance(role, BaseException):
             raise role
         return parse_node_replies(str(address), role, info, ts=time.time())
@@ -852,7 +853,7 @@ class SentinelWatcher:
                 raise
             except Exception:
                 log.exception("the %s loop of the sentinel watcher failed; restarting it", what)
-            _check_cancelled()
+            check_cancelled()
             await asyncio.sleep(_RESTART_DELAY)
 
     def _send(self, event: Event) -> None:

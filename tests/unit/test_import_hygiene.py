@@ -12,9 +12,12 @@ HEADLESS_MODULES = [
     "hawatch.core.events",
     "hawatch.core.cluster",
     "hawatch.core.text",
+    "hawatch.core.tasks",
     "hawatch.sources",
     "hawatch.sources.sentinel",
     "hawatch.sources.sentinel_messages",
+    "hawatch.sources.queues",
+    "hawatch.sources.celery_events",
     "hawatch.settings",
     "hawatch.audit",
 ]
