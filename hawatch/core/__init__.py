@@ -21,6 +21,7 @@ from hawatch.core.events import (
     register,
     to_json,
 )
+from hawatch.core.tasks import PendingTask, TasksSnapshot, TaskTracker
 
 __all__ = [
     "ClusterSnapshot",
@@ -28,8 +29,11 @@ __all__ = [
     "Event",
     "MasterObserved",
     "MasterView",
+    "PendingTask",
     "SentinelReachable",
     "SentinelUnreachable",
+    "TaskTracker",
+    "TasksSnapshot",
     "UnreachableSentinel",
     "event_types",
     "format_address",

@@ -272,6 +272,33 @@ class ClusterState:
                 master.ckquorum.pop(event.sentinel, None)
                 master.peers.pop(event.sentinel, None)
 
+    # -- cheap reads (per event, without a snapshot) --------------------------------
+
+    def master_names(self) -> tuple[str, ...]:
+        """The master names a master is known for, sorted (as in `ClusterSnapshot.masters`)."""
+        return tuple(sorted(name for name, m in self._masters.items() if m.holder is not None))
+
+    def master_address(self, name: str) -> str | None:
+        """The current master of `name` as ``ip:port`` (as `MasterView.address`), or None."""
+        master = self._masters.get(name)
+        holder = None if master is None else master.holder
+        if holder is None:
+            return None
+        return format_address(holder.ip, holder.port)
+
+    def switched_at(self, name: str) -> float | None:
+        """When hawatch saw the role of `name` move to its current holder (its `since`).
+
+        None when unknown, or when the holder already had the role when hawatch
+        first saw it (`MasterView.switched` False). A stale switch back does not
+        change it.
+        """
+        master = self._masters.get(name)
+        holder = None if master is None else master.holder
+        if holder is None or not holder.switched:
+            return None
+        return holder.since
+
     def _mark_reachable(self, sentinel: str) -> None:
         self._reachable.add(sentinel)
         self._unreachable.pop(sentinel, None)

@@ -33,6 +33,30 @@ pub/sub from several workers). The state only moves forward:
   a failover does to an unacknowledged message restored after
   ``visibility_timeout``. Counted once per task id.
 
+**Lost.** After the broker's master switched (`TaskTracker.note_switch`, called
+when the cluster core shows a new ``+switch-master``), work **resumes** at the
+first ``started`` or ``succeeded`` event with ``ts >= switched_at``. A task is
+*lost* when, at ``now >= resumed_at + lost_after``, its state is still ``sent``
+(``task-sent`` seen, never received; a ``retried`` task does not count), it was
+sent before work resumed, and it has been **overtaken**: a task of the same
+queue (`queue`, None being a queue of its own) sent *later* has since been
+received, started or finished. Celery's Redis queues are FIFO lists, so a task
+overtaken by a later one is no longer waiting in the queue ahead of it: the
+message most likely went down with the old master (written there, not yet
+replicated) and nobody will run it. Without that rule a long backlog still
+draining after the failover, in order, would be called lost one task at a time.
+Two things look the same: a task whose ``task-received`` and later events fell
+in a `BlindWindow` (the events connection was down), and a lower-priority task
+overtaken by a later, higher-priority one (kombu serves Redis priorities from
+separate lists under the same queue name). Lost means *currently* lost: a lost
+task that is then received (or evicted) stops being lost at once. A new switch
+(a later `switched_at`) resets resume, and nothing is lost again until work
+resumes after it. Per queue the tracker keeps one number, the highest
+``sent_at`` of any task that reached received, started or a final state (only
+tasks whose ``task-sent`` was seen have one); the lost tasks found are held in
+a dict, about 40 B each. No event scans the tasks: see `TaskTracker.snapshot`
+for the cost of finding them.
+
 **Malformed input** (no task id, an unknown state or worker kind, a field of the
 wrong type, a timestamp that is not a finite number) is counted in
 `TasksSnapshot.malformed` and ignored: other Celery versions and other producers
@@ -69,10 +93,12 @@ included; ``benchmarks/tracker_throughput.py``), so the default bound of
 finished task. Speed: about 2 µs per event (≈ 460,000 events/s on one core), against
 about 75 µs for Celery's `State` bounded to the same 100,000 tasks.
 
-**Ordering assumption.** "Oldest pending" and the "pending when the fault
-began" marking rely on `ts` being the arrival time, which does not go
-backwards within one source. With timestamps that do go backwards nothing
-fails; the order is then the arrival order.
+**Ordering assumption.** "Oldest pending", the "pending when the fault
+began" marking and the search for lost tasks (which stops at the first task
+that became pending after the resume) rely on `ts` being the arrival time,
+which does not go backwards within one source. With timestamps that do go
+backwards nothing fails; the order is then the arrival order, and a task that
+arrived after the resume with an earlier `ts` may be missed as lost.
 """
 
 from __future__ import annotations
@@ -128,6 +154,8 @@ MAX_DUPLICATED_IDS = 1_000
 MAX_BLIND_WINDOWS = 100
 #: Workers kept; the one seen least recently goes first.
 MAX_WORKERS = 10_000
+#: Queues whose overtaking mark is kept (for lost tasks); the first seen goes first.
+MAX_QUEUES = 10_000
 
 _PENDING, _RUNNING, _FINISHED = 0, 1, 2
 
@@ -158,6 +186,9 @@ class PendingTask:
     retries: int | None
     before_fault: bool
     """Already pending at the snapshot's `fault_at`: the incident may lose or delay it."""
+    lost: bool
+    """Lost after the switch (see the module docstring, "Lost"): sent before work
+    resumed, never received, overtaken by a later task of its queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +278,16 @@ class TasksSnapshot:
     """Of `evicted`, how many were still pending (the bound is too small for the backlog)."""
     blind_windows: tuple[BlindWindow, ...]
     """The most recent windows, oldest first; open ones have ``end=None``."""
+    switched_at: float | None
+    """When the broker's master last switched (`TaskTracker.note_switch`); None without one."""
+    resumed_at: float | None
+    """The first ``started``/``succeeded`` event at or after `switched_at`; None until then."""
+    lost: int
+    """Tracked tasks lost after the switch (see the module docstring, "Lost")."""
+    lost_tasks: tuple[PendingTask, ...]
+    """At most `limit` of them, oldest first."""
+    lost_after: float
+    """Seconds after `resumed_at` before a task can be lost."""
 
 
 class _Task:
@@ -379,13 +420,18 @@ class TaskTracker:
     applies and snapshots (the snapshot itself is immutable).
     """
 
-    def __init__(self, max_tasks: int = 100_000, window: float = 10.0) -> None:
+    def __init__(
+        self, max_tasks: int = 100_000, window: float = 10.0, lost_after: float = 30.0
+    ) -> None:
         if max_tasks < 1:
             raise ValueError("max_tasks must be at least 1")
         if not window >= 1.0 or not math.isfinite(window):
             raise ValueError("window must be a finite number of seconds, at least 1")
+        if not lost_after >= 0.0 or not math.isfinite(lost_after):
+            raise ValueError("lost_after must be a finite number of seconds, at least 0")
         self.max_tasks = max_tasks
         self.window = float(window)
+        self.lost_after = float(lost_after)
         self._tiers: tuple[OrderedDict[str, _Task], ...] = (
             OrderedDict(),
             OrderedDict(),
@@ -411,6 +457,15 @@ class TaskTracker:
         self._sec = [-1] * self._nbuckets
         self._started = [0] * self._nbuckets
         self._succeeded = [0] * self._nbuckets
+        # Lost tasks (see the module docstring): the switch, the resume, per queue the
+        # highest sent_at of a task that was received/started/finished, and the lost
+        # tasks found by the last walk of the pending tier (in pending order), with the
+        # key of that walk. A task leaves _lost as soon as it stops being lost.
+        self._switched_at: float | None = None
+        self._resumed_at: float | None = None
+        self._overtaken: dict[str | None, float] = {}
+        self._lost: dict[str, _Task] = {}
+        self._lost_key: tuple[int, float, float] | None = None
 
     # -- input ---------------------------------------------------------------
 
@@ -436,6 +491,24 @@ class TaskTracker:
         elif not isinstance(event, Event):
             self._malformed += 1
 
+    def note_switch(self, ts: float) -> None:
+        """The broker's master switched at `ts` (from the cluster core's ``+switch-master``).
+
+        The same `ts` again is a no-op; a later one is a new switch: work has to
+        resume again before anything is lost. An earlier one is ignored (stale), a
+        non-finite one is counted as malformed. O(1).
+        """
+        if not _finite(ts):
+            self._malformed += 1
+            return
+        ts = float(ts)
+        if self._switched_at is not None and ts <= self._switched_at:
+            return
+        self._switched_at = ts
+        self._resumed_at = None
+        self._lost.clear()
+        self._lost_key = None
+
     def _find(self, uuid: str) -> _Task | None:
         for tier in self._tiers:
             task = tier.get(uuid)
@@ -451,6 +524,10 @@ class TaskTracker:
         self._totals[state] += 1
         if state == "started" or state == "succeeded":
             self._count_rate(state, ts)
+            switched_at = self._switched_at
+            if switched_at is not None and self._resumed_at is None and ts >= switched_at:
+                self._resumed_at = ts
+                self._lost_key = None
         worker_name = event.worker
         if worker_name is not None:
             known = self._workers.get(worker_name)
@@ -470,6 +547,7 @@ class TaskTracker:
             self._record(task, event, ts)
             if state in _COMPLETIONS:
                 task.completions = 1
+            self._note_overtaking(task)
             return
         old = task.state
         new = self._next_state(task, event)
@@ -481,6 +559,38 @@ class TaskTracker:
                 self._duplicated_ids.append(uuid)
         if new != old:
             self._move(task, old, new, ts)
+        self._note_overtaking(task)
+        if self._lost and uuid in self._lost:
+            resumed_at = self._resumed_at
+            if resumed_at is None or not self._is_lost(task, resumed_at):
+                del self._lost[uuid]
+
+    def _note_overtaking(self, task: _Task) -> None:
+        """Raise its queue's mark when a task whose sending was seen got further than sent."""
+        sent_at = task.sent_at
+        if sent_at is None or (
+            task.received_at is None and task.started_at is None and task.finished_at is None
+        ):
+            return
+        marks = self._overtaken
+        queue = task.queue
+        mark = marks.get(queue)
+        if mark is None:
+            if len(marks) >= MAX_QUEUES:
+                del marks[next(iter(marks))]
+            marks[queue] = sent_at
+        elif sent_at > mark:
+            marks[queue] = sent_at
+
+    def _is_lost(self, task: _Task, resumed_at: float) -> bool:
+        """Lost, but for the time (``now >= resumed_at + lost_after``, the caller's part)."""
+        if task.state != "sent":
+            return False
+        sent_at = task.sent_at
+        if sent_at is None or sent_at >= resumed_at:
+            return False
+        mark = self._overtaken.get(task.queue)
+        return mark is not None and mark > sent_at
 
     def _next_state(self, task: _Task, event: TaskEvent) -> str:
         """The task's state after `event`: forward only (see the module docstring)."""
@@ -555,6 +665,7 @@ class TaskTracker:
                 if tier_index == _PENDING:
                     self._evicted_pending += 1
                     self._pending_changed(task.pending_since, None)
+                    self._lost.pop(task.uuid, None)
                 return
 
     def _pending_changed(self, before: float | None, after: float | None) -> None:
@@ -662,8 +773,21 @@ class TaskTracker:
         Costs O(limit + workers); the first snapshot with a new `fault_at` also
         counts the pending tasks once (O(pending)), then the tracker keeps that
         count up to date as events arrive.
+
+        Lost tasks (module docstring, "Lost"): once ``now >= resumed_at + lost_after``,
+        the tracker walks the tasks that became pending before `resumed_at` (a prefix of
+        the pending tasks, which are in pending order) and keeps the lost ones. The walk
+        costs O(that prefix), at most O(pending) (about 35 ms for 100,000 tasks pending
+        since before the resume, on one core), and is done at most once per second of
+        `now`, and again when a switch or resume changes: snapshots in between cost
+        O(limit) for them. A lost task that is received, started, finished or evicted
+        leaves the list at once (O(1), as the event arrives); a task that becomes lost
+        between two walks (a later task of its queue just overtook it) is found by the
+        next one, at most one second of `now` later.
         """
         pending_tier = self._tiers[_PENDING]
+        self._update_lost(now)
+        lost = self._lost
         at_fault: int | None = None
         if fault_at is not None:
             if fault_at != self._fault_at:
@@ -678,20 +802,12 @@ class TaskTracker:
         for task in pending_tier.values():
             if len(oldest) >= limit:
                 break  # in arrival order: the rest became pending later
-            since = task.pending_since if task.pending_since is not None else now
-            oldest.append(
-                PendingTask(
-                    uuid=task.uuid,
-                    name=task.name,
-                    state=task.state,
-                    since=since,
-                    age=max(0.0, now - since),
-                    worker=task.worker if task.state == "received" else None,
-                    queue=task.queue,
-                    retries=task.retries,
-                    before_fault=fault_at is not None and since <= fault_at,
-                )
-            )
+            oldest.append(self._pending_view(task, now, fault_at, task.uuid in lost))
+        lost_tasks: list[PendingTask] = []
+        for task in lost.values():
+            if len(lost_tasks) >= limit:
+                break  # in pending order: the rest became pending later
+            lost_tasks.append(self._pending_view(task, now, fault_at, True))
         if fault_at is not None:
             # Timestamps that went backwards may leave a marked task behind a later
             # one; the marked ones still come first.
@@ -716,7 +832,54 @@ class TaskTracker:
             evicted=self._evicted,
             evicted_pending=self._evicted_pending,
             blind_windows=tuple(self._blind),
+            switched_at=self._switched_at,
+            resumed_at=self._resumed_at,
+            lost=len(lost),
+            lost_tasks=tuple(lost_tasks),
+            lost_after=self.lost_after,
         )
+
+    @staticmethod
+    def _pending_view(task: _Task, now: float, fault_at: float | None, lost: bool) -> PendingTask:
+        since = task.pending_since if task.pending_since is not None else now
+        return PendingTask(
+            uuid=task.uuid,
+            name=task.name,
+            state=task.state,
+            since=since,
+            age=max(0.0, now - since),
+            worker=task.worker if task.state == "received" else None,
+            queue=task.queue,
+            retries=task.retries,
+            before_fault=fault_at is not None and since <= fault_at,
+            lost=lost,
+        )
+
+    def _update_lost(self, now: float) -> None:
+        """Find the lost tasks again if `now` entered a new second or the switch changed."""
+        switched_at, resumed_at = self._switched_at, self._resumed_at
+        if switched_at is None or resumed_at is None or not now >= resumed_at + self.lost_after:
+            self._lost.clear()
+            self._lost_key = None
+            return
+        key = (math.floor(now), switched_at, resumed_at)
+        if key == self._lost_key:
+            return
+        self._lost_key = key
+        lost: dict[str, _Task] = {}
+        marks = self._overtaken
+        for task in self._tiers[_PENDING].values():  # `_is_lost`, inlined: 100,000 tasks
+            since = task.pending_since
+            if since is not None and since >= resumed_at:
+                break  # in pending order: the rest became pending after the resume
+            if task.state != "sent":
+                continue
+            sent_at = task.sent_at
+            if sent_at is not None and sent_at < resumed_at:
+                mark = marks.get(task.queue)
+                if mark is not None and mark > sent_at:
+                    lost[task.uuid] = task
+        self._lost = lost
 
     def _rates(self, now: float) -> tuple[float, float]:
         last = math.floor(now)

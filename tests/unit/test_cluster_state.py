@@ -493,3 +493,58 @@ def test_a_flapping_address_switch_does_not_flood_the_event_list() -> None:
     view = state.snapshot(now=105.0).master("mymaster")
     assert view is not None
     assert [e.channel for e in view.events] == ["+sentinel-address-switch"]
+
+
+# --- cheap reads for callers that check per event ------------------------------------
+
+
+def test_accessors_know_nothing_before_any_report() -> None:
+    state = ClusterState()
+    assert state.master_names() == ()
+    assert state.master_address("mymaster") is None
+    assert state.switched_at("mymaster") is None
+    # a name heard of without a master (an operator action) is not a known master yet
+    state.apply(FailoverRequested(ts=1.0, sentinel=S1, master="other", accepted=True, reply="OK"))
+    assert state.master_names() == ()
+    assert state.master_address("other") is None
+
+
+def test_a_switch_master_moves_master_address_and_sets_switched_at() -> None:
+    state = fold(seen(100.0, S1, OLD, 0), seen(100.0, S2, OLD, 0))
+    assert state.master_names() == ("mymaster",)
+    assert state.master_address("mymaster") == "127.0.0.1:6379"
+    assert state.switched_at("mymaster") is None  # already master when first seen
+    state.apply(switch(120.0, S1, "127.0.0.1:6379", "127.0.0.1:6380"))
+    assert state.master_address("mymaster") == "127.0.0.1:6380"
+    assert state.switched_at("mymaster") == 120.0
+    # the copies from the other sentinels and the topology catching up change nothing
+    state.apply(switch(120.4, S2, "127.0.0.1:6379", "127.0.0.1:6380"))
+    state.apply(seen(121.0, S1, NEW, 1))
+    assert state.switched_at("mymaster") == 120.0
+    view = state.snapshot(now=122.0).master("mymaster")
+    assert view is not None
+    assert (view.address, view.since, view.switched) == (
+        state.master_address("mymaster"),
+        state.switched_at("mymaster"),
+        True,
+    )
+
+
+def test_a_stale_switch_back_moves_neither_master_address_nor_switched_at() -> None:
+    state = fold(
+        seen(100.0, S1, OLD, 0),
+        seen(130.0, S1, NEW, 1),
+        seen(130.0, S2, NEW, 1),
+        switch(140.0, S3, "127.0.0.1:6380", "127.0.0.1:6379"),
+    )
+    assert state.master_address("mymaster") == "127.0.0.1:6380"
+    assert state.switched_at("mymaster") == 130.0
+
+
+def test_master_names_are_sorted_and_addresses_are_per_name() -> None:
+    v6 = MasterObserved(ts=1.0, sentinel=S1, master="b-cache", ip="::1", port=6390, epoch=0)
+    state = fold(v6, seen(1.0, S1, OLD, 0))
+    assert state.master_names() == ("b-cache", "mymaster")
+    assert state.master_address("b-cache") == "[::1]:6390"
+    assert state.master_address("mymaster") == "127.0.0.1:6379"
+    assert state.master_address("nope") is None and state.switched_at("nope") is None

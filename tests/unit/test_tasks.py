@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -313,6 +315,10 @@ def test_bad_bounds_are_refused() -> None:
         TaskTracker(max_tasks=0)
     with pytest.raises(ValueError):
         TaskTracker(window=0.5)
+    for lost_after in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            TaskTracker(lost_after=lost_after)
+    assert TaskTracker(lost_after=0).lost_after == 0.0
 
 
 # -- snapshot: oldest pending, the fault ---------------------------------------------------
@@ -477,6 +483,244 @@ def test_blind_windows_are_recorded() -> None:
     ]
 
 
+# -- lost after a switch ----------------------------------------------------------------------
+
+
+def crash_and_switch(tracker: TaskTracker) -> TaskTracker:
+    """A task runs, another is sent to the old master and dies with it; switch at 110."""
+    return feed(
+        tracker,
+        task(100.0, "sent", "early", queue="celery"),
+        task(100.5, "received", "early", worker="w1"),
+        task(101.0, "started", "early", worker="w1"),
+        task(101.5, "succeeded", "early", worker="w1"),
+        task(102.0, "sent", "doomed", queue="celery", name="app.add"),
+        # the master crashes at 103 before "doomed" is replicated or fetched
+    )
+
+
+def test_a_task_sent_before_the_crash_and_never_received_is_lost_after_resume_and_lost_after() -> (
+    None
+):
+    tracker = crash_and_switch(TaskTracker(lost_after=30.0))
+    snap = tracker.snapshot(108.0)
+    assert (snap.switched_at, snap.resumed_at, snap.lost, snap.lost_after) == (None, None, 0, 30.0)
+    tracker.note_switch(110.0)
+    tracker.apply(task(109.5, "started", "late-news"))  # a started event from before the switch
+    tracker.apply(task(111.0, "sent", "next", queue="celery"))
+    # the election is over, nothing runs yet: pending, not lost, however long it lasts
+    snap = tracker.snapshot(200.0)
+    assert (snap.switched_at, snap.resumed_at, snap.lost, snap.pending) == (110.0, None, 0, 2)
+    assert not any(p.lost for p in snap.oldest_pending)
+    feed(
+        tracker,
+        task(119.0, "received", "next", worker="w1"),  # "next" overtook "doomed" ...
+        task(120.0, "started", "next", worker="w1"),  # ... and work resumed
+    )
+    snap = tracker.snapshot(149.9)  # resumed, but not lost_after yet
+    assert (snap.resumed_at, snap.lost, snap.lost_tasks) == (120.0, 0, ())
+    snap = tracker.snapshot(150.0)
+    assert snap.lost == 1 and snap.pending == 1
+    [lost] = snap.lost_tasks
+    assert (lost.uuid, lost.state, lost.name, lost.queue, lost.since, lost.lost) == (
+        "doomed",
+        "sent",
+        "app.add",
+        "celery",
+        102.0,
+        True,
+    )
+    assert lost.age == 48.0
+    [pending] = snap.oldest_pending
+    assert pending.uuid == "doomed" and pending.lost
+    # the same task, pending at the fault and lost
+    snap = tracker.snapshot(150.5, fault_at=103.0)
+    assert snap.lost_tasks[0].before_fault and snap.lost_tasks[0].lost
+
+
+def test_a_backlog_still_draining_in_order_is_not_lost() -> None:
+    tracker = TaskTracker(lost_after=5.0)
+    for n in range(10):  # a long backlog on "celery", sent before the crash
+        tracker.apply(task(100.0 + n, "sent", f"b{n}", queue="celery"))
+    tracker.note_switch(110.0)
+    feed(tracker, task(111.0, "received", "b0"), task(112.0, "started", "b0"))  # resumed at 112
+    snap = tracker.snapshot(200.0)
+    assert (snap.resumed_at, snap.pending, snap.lost) == (112.0, 9, 0)
+    feed(tracker, task(201.0, "started", "b1"), task(202.0, "succeeded", "b1"))
+    snap = tracker.snapshot(203.0)
+    assert (snap.pending, snap.lost) == (8, 0)  # still in order: b2 is next in the queue
+    # b5 runs ahead of b2..b4: those three were not waiting ahead of it, they are lost
+    tracker.apply(task(204.0, "received", "b5"))
+    snap = tracker.snapshot(205.0)
+    assert snap.lost == 3
+    assert [p.uuid for p in snap.lost_tasks] == ["b2", "b3", "b4"]
+    assert [p.uuid for p in snap.oldest_pending if p.lost] == ["b2", "b3", "b4"]
+    assert not any(p.lost for p in snap.oldest_pending if p.uuid not in ("b2", "b3", "b4"))
+
+
+def test_a_lost_task_that_is_then_received_is_no_longer_lost() -> None:
+    tracker = TaskTracker(lost_after=10.0)
+    for n in range(4):
+        tracker.apply(task(100.0 + n, "sent", f"t{n}", queue="q"))
+    tracker.note_switch(110.0)
+    feed(tracker, task(111.0, "sent", "new", queue="q"), task(112.0, "started", "new"))
+    snap = tracker.snapshot(122.0)
+    assert [p.uuid for p in snap.lost_tasks] == ["t0", "t1", "t2", "t3"]
+    # within the same second of `now`: leaving is seen at once, the walk is not redone
+    tracker.apply(task(122.1, "received", "t1", worker="w1"))
+    tracker.apply(task(122.2, "started", "t0", worker="w1"))
+    tracker.apply(task(122.3, "retried", "t3"))  # queued again: pending, not "sent", not lost
+    snap = tracker.snapshot(122.5)
+    assert snap.lost == 1 and [p.uuid for p in snap.lost_tasks] == ["t2"]
+    [received] = [p for p in snap.oldest_pending if p.uuid == "t1"]
+    assert received.state == "received" and not received.lost
+    assert tracker.snapshot(130.0).lost == 1  # and the next walk agrees
+
+
+def test_an_evicted_lost_task_is_no_longer_counted() -> None:
+    tracker = TaskTracker(max_tasks=3, lost_after=0.0)
+    feed(tracker, task(100.0, "sent", "a", queue="q"), task(101.0, "sent", "b", queue="q"))
+    tracker.note_switch(110.0)
+    tracker.apply(task(111.0, "sent", "c", queue="q"))
+    tracker.apply(task(112.0, "started", "c"))
+    assert tracker.snapshot(112.5).lost == 2
+    tracker.apply(task(112.6, "sent", "d", queue="q"))  # full: evicts c (running), keeps a, b
+    tracker.apply(task(112.7, "sent", "e", queue="q"))  # all pending now: evicts a
+    snap = tracker.snapshot(112.8)
+    assert tracker.get("a") is None
+    assert snap.lost == 1 and [p.uuid for p in snap.lost_tasks] == ["b"]
+
+
+def test_a_task_becoming_lost_is_found_by_the_next_walk_at_most_a_second_later() -> None:
+    tracker = TaskTracker(lost_after=0.0)
+    feed(tracker, task(100.0, "sent", "a", queue="q"), task(100.0, "sent", "b", queue="q"))
+    tracker.note_switch(110.0)
+    tracker.apply(task(111.0, "started", "a"))  # resumed; a was sent with b, not after it
+    assert tracker.snapshot(111.2).lost == 0
+    feed(tracker, task(111.3, "sent", "c", queue="q"), task(111.4, "received", "c"))
+    assert tracker.snapshot(111.5).lost == 0  # cached for this second of `now`
+    assert tracker.snapshot(112.0).lost == 1  # a new second: walked again
+    assert tracker.snapshot(112.0).lost_tasks[0].uuid == "b"
+
+
+def test_nothing_is_lost_without_a_switch() -> None:
+    tracker = TaskTracker(lost_after=0.0)
+    feed(
+        tracker,
+        task(100.0, "sent", "a", queue="q"),
+        task(101.0, "sent", "b", queue="q"),
+        task(102.0, "received", "b"),
+        task(103.0, "started", "b"),
+    )
+    snap = tracker.snapshot(1000.0)
+    assert (snap.switched_at, snap.resumed_at, snap.lost, snap.lost_tasks) == (None, None, 0, ())
+    assert not any(p.lost for p in snap.oldest_pending)
+
+
+def test_only_a_task_sent_before_the_resume_never_received_and_overtaken_is_lost() -> None:
+    tracker = TaskTracker(lost_after=0.0)
+    feed(
+        tracker,
+        task(100.0, "sent", "sent", queue="q"),  # lost
+        task(100.5, "sent", "received", queue="q"),
+        task(101.0, "received", "received"),  # received, never started: pending, not lost
+        task(101.5, "sent", "retried", queue="q"),
+        task(102.0, "retried", "retried"),  # queued again: pending, not lost
+        task(102.5, "received", "no-sent"),  # no task-sent seen: nothing to compare
+    )
+    tracker.note_switch(110.0)
+    feed(
+        tracker,
+        task(111.0, "sent", "overtaker", queue="q"),
+        task(112.0, "started", "overtaker"),
+        task(113.0, "sent", "after-resume", queue="q"),  # sent after the resume, not lost
+        task(114.0, "sent", "later", queue="q"),
+        task(115.0, "received", "later"),  # overtakes after-resume too
+    )
+    snap = tracker.snapshot(120.0)
+    assert snap.pending == 6
+    assert [p.uuid for p in snap.lost_tasks] == ["sent"]
+    assert {p.uuid for p in snap.oldest_pending if p.lost} == {"sent"}
+
+
+def test_a_task_sent_again_after_the_resume_is_not_lost() -> None:
+    # the producer's publish failed with the old master and was retried, same task id
+    tracker = feed(TaskTracker(lost_after=0.0), task(100.0, "sent", "a", queue="q"))
+    tracker.note_switch(110.0)
+    feed(
+        tracker,
+        task(111.0, "sent", "x", queue="q"),
+        task(112.0, "started", "x"),  # resumed
+        task(113.0, "sent", "a", queue="q"),  # sent again: now in the new master's queue
+        task(114.0, "sent", "y", queue="q"),
+        task(115.0, "received", "y"),  # overtakes a's second sending
+    )
+    snap = tracker.snapshot(120.0)
+    assert (snap.resumed_at, snap.pending, snap.lost) == (112.0, 2, 0)
+
+
+def test_queues_are_separate_and_none_is_a_queue_of_its_own() -> None:
+    tracker = TaskTracker(lost_after=0.0)
+    feed(
+        tracker,
+        task(100.0, "sent", "a", queue="a"),
+        task(100.0, "sent", "b", queue="b"),
+        task(100.0, "sent", "none"),
+    )
+    tracker.note_switch(110.0)
+    feed(tracker, task(111.0, "sent", "a2", queue="a"), task(112.0, "started", "a2"))
+    assert [p.uuid for p in tracker.snapshot(113.0).lost_tasks] == ["a"]
+    feed(tracker, task(113.0, "sent", "n2"), task(114.0, "received", "n2"))
+    assert [p.uuid for p in tracker.snapshot(115.0).lost_tasks] == ["a", "none"]
+    feed(tracker, task(115.0, "sent", "b2", queue="b"), task(116.0, "succeeded", "b2"))
+    snap = tracker.snapshot(117.0)
+    assert [p.uuid for p in snap.lost_tasks] == ["a", "b", "none"]
+
+
+def test_a_second_switch_starts_again_and_the_same_switch_twice_is_one() -> None:
+    tracker = TaskTracker(lost_after=10.0)
+    feed(tracker, task(100.0, "sent", "a", queue="q"), task(101.0, "sent", "b", queue="q"))
+    tracker.note_switch(110.0)
+    feed(tracker, task(111.0, "received", "b"), task(112.0, "started", "b"))
+    assert tracker.snapshot(122.0).lost == 1
+    tracker.note_switch(110.0)  # the same switch again: nothing changes
+    snap = tracker.snapshot(122.5)
+    assert (snap.switched_at, snap.resumed_at, snap.lost) == (110.0, 112.0, 1)
+    tracker.note_switch(105.0)  # older than the one known: stale
+    assert tracker.snapshot(122.6).switched_at == 110.0
+    # the new master fails too: a second switch, not resumed yet
+    tracker.note_switch(130.0)
+    snap = tracker.snapshot(131.0)
+    assert (snap.switched_at, snap.resumed_at, snap.lost, snap.lost_tasks) == (130.0, None, 0, ())
+    tracker.apply(task(129.0, "succeeded", "b"))  # before the second switch: not a resume
+    assert tracker.snapshot(131.5).resumed_at is None
+    feed(tracker, task(132.0, "sent", "c", queue="q"), task(133.0, "succeeded", "c"))
+    snap = tracker.snapshot(140.0)
+    assert (snap.resumed_at, snap.lost) == (133.0, 0)  # not lost_after after the new resume
+    snap = tracker.snapshot(143.0)
+    assert [p.uuid for p in snap.lost_tasks] == ["a"]
+
+
+def test_a_bad_switch_time_is_malformed_and_ignored() -> None:
+    tracker = TaskTracker()
+    for bad in (float("nan"), float("inf"), "110", None, True):
+        tracker.note_switch(bad)  # type: ignore[arg-type]
+    snap = tracker.snapshot(200.0)
+    assert (snap.malformed, snap.switched_at) == (5, None)
+
+
+def test_lost_tasks_are_counted_exactly_and_listed_oldest_first_up_to_limit() -> None:
+    tracker = TaskTracker(lost_after=1.0)
+    for n in range(1000):
+        tracker.apply(task(100.0 + n * 0.001, "sent", f"t{n:04}", queue="q"))
+    tracker.note_switch(110.0)
+    feed(tracker, task(111.0, "sent", "x", queue="q"), task(111.5, "started", "x"))
+    snap = tracker.snapshot(112.5, limit=3)
+    assert snap.lost == 1000
+    assert [p.uuid for p in snap.lost_tasks] == ["t0000", "t0001", "t0002"]
+    assert [p.uuid for p in snap.oldest_pending] == ["t0000", "t0001", "t0002"]
+
+
 # -- fuzzing ----------------------------------------------------------------------------------
 
 _UUIDS = st.sampled_from(["a", "b", "c", "d", "e", "f", "g", "h"])
@@ -539,12 +783,37 @@ _broker = st.one_of(
     st.builds(BrokerDisconnected, ts=_TIME, source=st.sampled_from(["a", "b"]), reason=st.text()),
     st.builds(BrokerConnected, ts=_TIME, source=st.sampled_from(["a", "b"])),
 )
+
+
+@dataclass(frozen=True)
+class Switch:
+    """In a fuzzed stream: call `TaskTracker.note_switch` with `ts` instead of `apply`."""
+
+    ts: Any
+
+
+_switch = st.builds(Switch, ts=st.one_of(_TIME, _TIME, _ANY))
 _events = st.lists(
     st.one_of(
-        _good_task, _good_task, _good_task, _bad_task, _good_worker, _bad_worker, _broker, _ANY
+        _good_task,
+        _good_task,
+        _good_task,
+        _bad_task,
+        _good_worker,
+        _bad_worker,
+        _broker,
+        _switch,
+        _ANY,
     ),
     max_size=100,
 )
+
+
+def play(tracker: TaskTracker, event: Any) -> None:
+    if isinstance(event, Switch):
+        tracker.note_switch(event.ts)
+    else:
+        tracker.apply(event)
 
 
 def check_consistent(
@@ -575,35 +844,146 @@ def check_consistent(
             if task.pending_since is not None and task.pending_since <= fault_at
         )
         assert snap.pending_at_fault == expected
+    check_lost(tracker, snap)
+
+
+def check_lost(tracker: TaskTracker, snap: TasksSnapshot) -> None:
+    """Whatever the stream, a task listed lost is lost (the walk may miss some, never add)."""
+    assert 0 <= snap.lost <= snap.pending
+    assert len(snap.lost_tasks) <= snap.lost
+    assert len({p.uuid for p in snap.lost_tasks}) == len(snap.lost_tasks)
+    marked = {p.uuid for p in snap.oldest_pending if p.lost}
+    assert marked <= {p.uuid for p in snap.lost_tasks}  # both the oldest lost ones
+    if snap.lost:
+        assert snap.switched_at is not None and snap.resumed_at is not None
+        assert snap.resumed_at >= snap.switched_at
+        assert snap.now >= snap.resumed_at + snap.lost_after
+    else:
+        assert snap.lost_tasks == () and not marked
+    for lost in snap.lost_tasks:
+        assert lost.lost and lost.state == "sent" and lost.worker is None
+        view = tracker.get(lost.uuid)
+        assert view is not None and view.state == "sent"  # not received, started or finished
+        assert view.sent_at is not None and snap.resumed_at is not None
+        assert view.sent_at < snap.resumed_at
+        assert tracker._overtaken[view.queue] > view.sent_at
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(events=_events, max_tasks=st.integers(1, 6), now=_TIME, fault_at=st.one_of(st.none(), _TIME))
+@given(
+    events=_events,
+    max_tasks=st.integers(1, 6),
+    now=_TIME,
+    fault_at=st.one_of(st.none(), _TIME),
+    lost_after=st.sampled_from([0.0, 2.0, 30.0]),
+)
 def test_fuzz_never_raises_and_stays_consistent(
-    events: list[Any], max_tasks: int, now: float, fault_at: float | None
+    events: list[Any], max_tasks: int, now: float, fault_at: float | None, lost_after: float
 ) -> None:
-    tracker = TaskTracker(max_tasks=max_tasks, window=3.0)
+    tracker = TaskTracker(max_tasks=max_tasks, window=3.0, lost_after=lost_after)
     for event in events:
-        tracker.apply(event)
+        play(tracker, event)
         snap = tracker.snapshot(now, limit=3, fault_at=fault_at)
         check_consistent(tracker, snap, max_tasks, fault_at)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    events=st.lists(st.one_of(_good_task, _good_worker), min_size=20, max_size=150),
+    events=st.lists(
+        st.one_of(_good_task, _good_task, _good_task, _good_worker, st.builds(Switch, ts=_TIME)),
+        min_size=20,
+        max_size=150,
+    ),
     max_tasks=st.integers(1, 8),
     fault_at=st.integers(0, 40).map(float),
 )
 def test_fuzz_long_valid_streams_stay_consistent(
     events: list[Any], max_tasks: int, fault_at: float
 ) -> None:
-    tracker = TaskTracker(max_tasks=max_tasks, window=3.0)
+    tracker = TaskTracker(max_tasks=max_tasks, window=3.0, lost_after=1.0)
     for event in events:
-        tracker.apply(event)
+        play(tracker, event)
         snap = tracker.snapshot(50.0, limit=4, fault_at=fault_at)
         check_consistent(tracker, snap, max_tasks, fault_at)
     assert snap.malformed == 0
+
+
+_STEP = st.sampled_from([0.0, 0.0, 0.3, 1.0, 2.5])
+# Mostly sends, receives and starts, a switch now and then: lost tasks are common.
+_LOST_STEP = st.one_of(
+    *[st.tuples(st.just(s), _UUIDS) for s in ("sent", "sent", "sent", "received", "started")],
+    st.tuples(st.sampled_from(TASK_STATES), _UUIDS),
+    st.just(("switch", None)),
+)
+
+
+_LOST_STEPS = st.lists(st.tuples(_STEP, _LOST_STEP, _STEP), max_size=40)
+_SWITCH_STEP = st.tuples(_STEP, st.just(("switch", None)), _STEP)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.builds(lambda a, b, c: [*a, b, *c], _LOST_STEPS, _SWITCH_STEP, _LOST_STEPS),
+    lost_after=st.sampled_from([0.0, 1.0, 4.0]),
+    limit=st.integers(1, 4),
+)
+def test_fuzz_lost_matches_a_full_scan_when_time_goes_forward(
+    steps: list[tuple[float, tuple[str, str | None], float]], lost_after: float, limit: int
+) -> None:
+    """Time goes forward, nothing is evicted, each task keeps its queue: the tracker's
+    lost tasks are exactly a full scan's at each walk (a new second of `now`), and
+    between walks a subset of it (those that were lost at the walk and still are)."""
+    tracker = TaskTracker(lost_after=lost_after)
+    ts = now = 0.0
+    switched_at = resumed_at = None
+    last_second = None
+    for before, (state, uuid), after in steps:
+        ts += before
+        if state == "switch":
+            if switched_at is None or ts > switched_at:
+                switched_at, resumed_at = ts, None
+            tracker.note_switch(ts)
+        else:
+            assert uuid is not None
+            queue = "q" if uuid < "e" else None
+            tracker.apply(task(ts, state, uuid, queue=queue))
+            if (
+                state in ("started", "succeeded")
+                and switched_at is not None
+                and resumed_at is None
+                and ts >= switched_at
+            ):
+                resumed_at = ts
+        now = max(now, ts) + after
+        snap = tracker.snapshot(now, limit=limit)
+        check_lost(tracker, snap)
+        assert (snap.switched_at, snap.resumed_at) == (switched_at, resumed_at)
+        # the oracle: every tracked task, in pending order
+        tasks = [tracker.get(u) for u in "abcdefgh"]
+        views = [v for v in tasks if v is not None]
+        marks: dict[str | None, float] = {}
+        for v in views:
+            reached = v.received_at is not None or v.started_at is not None
+            if v.sent_at is not None and (reached or v.finished_at is not None):
+                marks[v.queue] = max(marks.get(v.queue, v.sent_at), v.sent_at)
+        expected: set[str] = set()
+        if resumed_at is not None and now >= resumed_at + lost_after:
+            expected = {
+                v.uuid
+                for v in views
+                if v.state == "sent"
+                and v.sent_at is not None
+                and v.sent_at < resumed_at
+                and marks.get(v.queue, -1.0) > v.sent_at
+            }
+        listed = {p.uuid for p in snap.lost_tasks}
+        if math.floor(now) != last_second:
+            assert snap.lost == len(expected)
+            order = [u for u in tracker._tiers[0] if u in expected]  # pending order
+            assert [p.uuid for p in snap.lost_tasks] == order[:limit]
+        else:
+            assert snap.lost <= len(expected) and listed <= expected
+        last_second = math.floor(now)
 
 
 @settings(max_examples=200, deadline=None)
