@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import redis
 
-from hawatch.core.events import BrokerConnected, BrokerDisconnected, Event, QueueDepth
-from hawatch.lab import LabCluster
+from hawatch.core.events import BrokerConnected, BrokerDisconnected, Event, QueueDepth, to_json
+from hawatch.lab import LabCluster, LabConfig, LabNode
 from hawatch.lab.demo_app import make_app
 from hawatch.sources.queues import QueueGauge, queue_keys
 
@@ -80,3 +83,104 @@ async def test_no_sentinel_is_one_disconnect_then_recovery(lab: LabCluster) -> N
     await gauge.sample()
     assert isinstance(events[-2], BrokerConnected) and isinstance(events[-1], QueueDepth)
     await gauge_closed(gauge)
+
+
+def push(node: LabNode, key: str, count: int, *, db: int = 0, password: str | None = None) -> None:
+    """Put `count` dummy messages in list `key` of database `db` on `node`."""
+    client = redis.Redis(host=node.host, port=node.port, db=db, password=password)
+    try:
+        client.rpush(key, *[b"m"] * count)
+    finally:
+        client.close()
+
+
+async def test_a_master_from_the_caller_needs_no_sentinel(lab: LabCluster) -> None:
+    master = lab.current_master()
+    push(master, "celery", 3)
+    push(master, "celery", 5, db=3)
+    known: list[str | None] = [str(master.address)]
+    events: list[Event] = []
+    gauge = QueueGauge(
+        lab.settings(), lab.master_name, events.append, master_address=lambda: known[0]
+    )
+    # The database of a sentinel:// broker URL is the one read (kombu's virtual host).
+    in_db3 = QueueGauge(
+        lab.settings(),
+        lab.master_name,
+        events.append,
+        master_address=lambda: known[0],
+        broker_url=lab.broker_url().replace(";", "/3;", 1),  # kombu reads the first URL's
+    )
+    for node in lab.sentinel_nodes:
+        lab.pause(node)  # asking any sentinel now would time out
+    try:
+        depth = await _sample(gauge, events)
+        assert (depth.length, depth.address) == (3, str(master.address))
+        assert (await _sample(in_db3, events)).length == 5
+        assert not [e for e in events if isinstance(e, BrokerDisconnected)]
+        known[0] = None  # the caller does not know: the gauge asks the sentinels, in vain
+        await gauge.sample()
+        downs = [e for e in events if isinstance(e, BrokerDisconnected)]
+        assert len(downs) == 1 and "timed out" in downs[0].reason
+    finally:
+        for node in lab.sentinel_nodes:
+            lab.resume(node)
+        await gauge_closed(gauge)
+        await gauge_closed(in_db3)
+
+
+async def test_the_caller_moves_the_gauge_to_the_new_master(lab: LabCluster) -> None:
+    old = lab.current_master()
+    known: list[str | None] = [str(old.address)]
+    events: list[Event] = []
+    gauge = QueueGauge(
+        lab.settings(), lab.master_name, events.append, master_address=lambda: known[0]
+    )
+    try:
+        assert (await _sample(gauge, events)).address == str(old.address)
+        assert lab.failover() == "OK"
+        new = lab.wait_for_new_master(old.port)
+        lab.wait_for_role(new, "master")
+        push(new, "celery", 2)
+        known[0] = str(new.address)
+        depth = await _sample(gauge, events)
+        assert (depth.length, depth.address) == (2, str(new.address))
+    finally:
+        await gauge_closed(gauge)
+
+
+NODE_PW = "n0de-pw-81fa"
+WRONG_PW = "wr0ng-pw-0c3d"
+
+
+@pytest.fixture
+def password_lab(tmp_path: Path) -> Iterator[LabCluster]:
+    with LabCluster(LabConfig.fast(base_dir=tmp_path, password=NODE_PW)) as cluster:
+        yield cluster
+
+
+async def test_a_plain_redis_broker_url_is_read_directly(password_lab: LabCluster) -> None:
+    lab = password_lab
+    master = lab.current_master()
+    push(master, "celery", 4, db=2, password=NODE_PW)
+    push(master, "celery", 1, password=NODE_PW)
+    events: list[Event] = []
+    address = master.address
+    url = f"redis://:{NODE_PW}@{address}/2"
+    # No sentinel and no master name: a plain Redis broker is read as its URL says.
+    settings = lab.settings(sentinels=())
+    gauge = QueueGauge(settings, "", events.append, queues=["celery"], broker_url=url)
+    wrong = QueueGauge(settings, "", events.append, broker_url=f"redis://:{WRONG_PW}@{address}/2")
+    try:
+        depth = await _sample(gauge, events)
+        assert (depth.length, depth.address) == (4, str(address))
+        assert isinstance(events[0], BrokerConnected) and events[0].source == "queues"
+        await wrong.sample()
+        (down,) = [e for e in events if isinstance(e, BrokerDisconnected)]
+        assert "authentication failed" in down.reason
+        for event in events:
+            for secret in (NODE_PW, WRONG_PW):
+                assert secret not in to_json(event) and secret not in repr(event)
+    finally:
+        await gauge_closed(gauge)
+        await gauge_closed(wrong)
