@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from hawatch import __version__
+from hawatch.monitor import DEFAULT_LOST_AFTER
 from hawatch.settings import Settings, SettingsError, load_settings, redact_url
 
 if TYPE_CHECKING:
     from hawatch.lab import LabCluster, LabConfig
+    from hawatch.monitor import CeleryOptions, Monitor
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -150,8 +152,99 @@ def cli() -> None:
     """
 
 
+CELERY_FLAGS = ("broker", "app", "queues", "canary_rate", "lost_after", "celery_enabled")
+"""The arguments that `celery_options` adds as flags."""
+
+
+def celery_options(*, canary_default: float = 0.0) -> Callable[[F], F]:
+    """The options of the Celery side, shared by every command that watches it.
+
+    The command receives them together as one `celery` mapping, for `_celery_options`.
+    """
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def with_celery(*args: Any, **kwargs: Any) -> Any:
+            celery = {name: kwargs.pop(name) for name in CELERY_FLAGS}
+            return func(*args, celery=celery, **kwargs)
+
+        options = [
+            click.option(
+                "--broker",
+                metavar="URL",
+                help="Celery broker URL (redis://, rediss://, sentinel://...). "
+                "Default: the app's (--app), else the watched Sentinel cluster.",
+            ),
+            click.option(
+                "--app",
+                metavar="MODULE",
+                help="Load this Celery app, as `celery -A` does, for its broker and queues.",
+            ),
+            click.option(
+                "--queue",
+                "queues",
+                multiple=True,
+                metavar="NAME",
+                help="A queue whose depth to show (repeatable). Default: the app's queues, "
+                "else celery.",
+            ),
+            click.option(
+                "--canary",
+                "canary_rate",
+                type=click.FloatRange(0, 100),
+                default=canary_default,
+                show_default=True,
+                metavar="RATE",
+                help="Send the built-in task celery.accumulate RATE times a second, to see "
+                "when tasks run again (0: never). Not with --read-only.",
+            ),
+            click.option(
+                "--lost-after",
+                type=click.FloatRange(0, 86_400),
+                default=DEFAULT_LOST_AFTER,
+                show_default=True,
+                metavar="SECONDS",
+                help="After a switch, a task sent before work resumed and not received "
+                "this long after is flagged lost.",
+            ),
+            click.option(
+                "--celery/--no-celery",
+                "celery_enabled",
+                default=True,
+                show_default=True,
+                help="Watch the Celery side (task events, queues) as well as Sentinel.",
+            ),
+        ]
+        decorated: Any = with_celery
+        for option in reversed(options):
+            decorated = option(decorated)
+        return decorated
+
+    return decorate
+
+
+def _celery_options(settings: Settings, celery: dict[str, Any]) -> CeleryOptions:
+    """The Celery side's options; the canary with --read-only is a usage error."""
+    from hawatch.monitor import CeleryOptions
+
+    if celery["canary_rate"] > 0 and settings.read_only:
+        raise click.UsageError(
+            "--canary sends tasks and read-only mode forbids changing anything; "
+            "drop --canary or read-only"
+        )
+    return CeleryOptions(
+        enabled=celery["celery_enabled"],
+        broker=celery["broker"],
+        app=celery["app"],
+        queues=tuple(celery["queues"]),
+        canary_rate=celery["canary_rate"],
+        lost_after=celery["lost_after"],
+    )
+
+
 @cli.command()
 @connection_options
+@celery_options()
 @click.option(
     "--read-only",
     "read_only",
@@ -159,12 +252,13 @@ def cli() -> None:
     default=None,
     help="Never change the cluster: no failover key. Default: $HAWATCH_READ_ONLY.",
 )
-def watch(connection: dict[str, Any], read_only: bool | None) -> None:
+def watch(connection: dict[str, Any], celery: dict[str, Any], read_only: bool | None) -> None:
     """Open the live screen on a Sentinel deployment (the default command)."""
     settings = load_settings(**connection, read_only=read_only)
+    options = _celery_options(settings, celery)
     from hawatch.views.app import HawatchApp
 
-    HawatchApp(settings, subtitle=settings.describe()).run()
+    HawatchApp(settings, subtitle=settings.describe(), celery=options).run()
 
 
 def lab_options(func: F) -> F:
@@ -337,12 +431,22 @@ def _print_lab(cluster: LabCluster) -> None:
     metavar="RATE",
     help="Demo tasks sent per second.",
 )
-def demo(load_rate: float, profile: str, **kw: Any) -> None:
+@click.option(
+    "--canary",
+    "canary_rate",
+    type=click.FloatRange(0, 100),
+    default=1.0,
+    show_default=True,
+    metavar="RATE",
+    help="Canary tasks (celery.accumulate) per second, to see when tasks run again.",
+)
+def demo(load_rate: float, canary_rate: float, profile: str, **kw: Any) -> None:
     """Start a local cluster, a Celery worker and a load generator, then the screen.
 
     Everything started is stopped when the screen closes (q or Ctrl-C).
     """
     from hawatch.lab import LabCluster, signals_raise_interrupt, start_loadgen, start_worker
+    from hawatch.monitor import CeleryOptions
     from hawatch.views.app import HawatchApp
 
     config = _lab_config(**kw)
@@ -358,6 +462,7 @@ def demo(load_rate: float, profile: str, **kw: Any) -> None:
         HawatchApp(
             cluster.settings(),
             subtitle=f"demo: {cluster.master_name} via sentinels {addresses}",
+            celery=CeleryOptions(canary_rate=canary_rate),
         ).run()
     finally:
         _say("stopping the demo cluster, worker and load generator ...")
@@ -425,8 +530,8 @@ class _JsonLinesOut:
         self._on_end(status)
 
 
-async def _stream_events(settings: Settings) -> int:
-    """Run the Sentinel source and print its events until a signal or a closed pipe.
+async def _stream_events(settings: Settings, celery: CeleryOptions) -> int:
+    """Run every source and print their events until a signal or a closed pipe.
 
     Returns the exit status: 0 after SIGTERM, SIGHUP or a closed pipe, 130
     after Ctrl-C. The source is cancelled and closes its connections first.
@@ -445,10 +550,10 @@ async def _stream_events(settings: Settings) -> int:
     for sig, status in stops.items():
         loop.add_signal_handler(sig, finish, status)
     out = _JsonLinesOut(finish)
-    from hawatch.sources.sentinel import SentinelWatcher
+    from hawatch.monitor import Monitor
 
-    source = SentinelWatcher(settings, out.write)
-    task = asyncio.create_task(source.run(), name="events source")
+    monitor = Monitor(settings, celery=celery, emit=out.write)
+    task = asyncio.create_task(_run_and_report(monitor), name="events source")
     try:
         waiters: set[asyncio.Future[Any]] = {task, finished}
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -460,18 +565,39 @@ async def _stream_events(settings: Settings) -> int:
     error = None if task.cancelled() else task.exception()
     if finished.done():
         return finished.result()
-    raise click.ClickException(f"the Sentinel source stopped: {error or 'it ended by itself'}.")
+    raise click.ClickException(f"the sources stopped: {error or 'they ended by themselves'}.")
+
+
+async def _run_and_report(monitor: Monitor) -> None:
+    """Run `monitor`; say once on standard error when its Celery side cannot run."""
+    import asyncio
+
+    async def report() -> None:
+        while monitor.celery.enabled and not monitor.celery_started:
+            if monitor.celery_problem is not None:
+                _say(f"warning: {monitor.celery_problem}")
+                return
+            await asyncio.sleep(0.1)
+
+    reporter = asyncio.create_task(report())
+    try:
+        await monitor.run()
+    finally:
+        reporter.cancel()
 
 
 @cli.command()
 @connection_options
-def events(connection: dict[str, Any]) -> int:
+@celery_options()
+def events(connection: dict[str, Any], celery: dict[str, Any]) -> int:
     """Print every event as one JSON line, for scripts.
 
     Runs without the screen: Sentinel messages (+switch-master, +sdown ...),
     each sentinel's view of its masters, data nodes' roles, sentinels going
-    up and down. Each line is a JSON object with "type", "at" (Unix seconds)
-    and the event's fields (see "Events as JSON lines" in the README).
+    up and down; Celery task and worker events, queue depths, canary round
+    trips, and the Celery side losing and regaining the broker. Each line
+    is a JSON object with "type", "at" (Unix seconds) and the event's fields
+    (see "Events as JSON lines" in the README).
 
     Stops quietly on Ctrl-C (status 130), SIGTERM, SIGHUP, or when the reader
     of the output goes away, as with `hawatch events | head -1` (status 0).
@@ -479,7 +605,8 @@ def events(connection: dict[str, Any]) -> int:
     import asyncio
 
     settings = load_settings(**connection)
-    return asyncio.run(_stream_events(settings))
+    options = _celery_options(settings, celery)
+    return asyncio.run(_stream_events(settings, options))
 
 
 _reserved(

@@ -743,6 +743,37 @@ class LabCluster:
         if node.process is not None:
             node.process.resume()
 
+    def cut_replication(self, timeout: float = 5.0) -> None:
+        """Stop the replicas from receiving the master's writes, until `restore_replication`.
+
+        Replication is asynchronous: what the master accepts in this state and then
+        loses in a crash is lost for good, as a task pushed just before a master dies.
+        Each replica is given a wrong ``masterauth`` and the master drops its replica
+        links, so the replicas cannot reconnect (and cannot catch up from the backlog).
+        Sentinel still sees the replicas and can promote one.
+        """
+        master = self.current_master()
+        replicas = [n for n in self.data_nodes if n is not master and n.running]
+        for node in replicas:
+            node.call("CONFIG", "SET", "masterauth", "hawatch-lab-cut-replication")
+        master.call("CLIENT", "KILL", "TYPE", "replica")
+
+        def cut() -> bool | None:
+            for node in replicas:
+                info = node.call("INFO", "replication", timeout=1.0)
+                if info.get("master_link_status") == "up":
+                    return None
+            return True
+
+        _wait_until("the replicas to lose their link to the master", cut, timeout, 0.05)
+
+    def restore_replication(self) -> None:
+        """Undo `cut_replication` on every running replica (their real ``masterauth``)."""
+        for node in self.data_nodes:
+            if node.running:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    node.call("CONFIG", "SET", "masterauth", self.config.password or "")
+
     def restart(self, node: LabNode) -> None:
         """Start a stopped or killed node again on its port, with the config it last wrote."""
         if node.running:

@@ -147,10 +147,18 @@ class ManagedProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)
 
-    def kill(self) -> None:
-        """Kill the process at once (SIGKILL), as a crash would; it is reaped."""
-        self.send(signal.SIGKILL)
+    def kill(self, *, group: bool = False) -> None:
+        """Kill the process at once (SIGKILL), as a crash would; it is reaped.
+
+        With `group`, its whole process group goes too (a Celery worker and its pool).
+        """
+        if group:
+            if self.running:
+                self._signal(signal.SIGKILL, True)
+        else:
+            self.send(signal.SIGKILL)
         self._reap(5.0)
+        self._reap_group(group)
         self.paused = False
 
     def pause(self) -> None:

@@ -1,8 +1,9 @@
 """The live TUI: who is master of each name, how healthy it is, and what just happened.
 
-The sentinel source runs in a worker and posts every event as a message; the
-app folds them into a `ClusterState` and, four times a second, renders one
-snapshot into the widgets. Rendering on a tick rather than per event keeps the
+A `Monitor` runs every source (Sentinel, and the Celery side when asked) in a
+worker and folds their events into the core (`ClusterState`, `TaskTracker`,
+queue depths); four times a second the app renders one snapshot of the core
+into the widgets. Rendering on a tick rather than per event keeps the
 screen responsive however many events arrive, and keeps redraws cheap on a slow
 SSH link. Widgets never do I/O.
 
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from pathlib import PurePath
 from typing import ClassVar
 
 from textual import work
@@ -32,9 +34,9 @@ from textual.worker import Worker, WorkerState
 
 from hawatch.audit import AuditError, append_failover
 from hawatch.core.cluster import ClusterSnapshot, ClusterState
-from hawatch.core.events import Event, FailoverRequested
+from hawatch.core.events import FailoverRequested
+from hawatch.monitor import CeleryOptions, Monitor
 from hawatch.settings import Settings
-from hawatch.sources.sentinel import SentinelWatcher
 from hawatch.views.confirm import ConfirmFailover
 from hawatch.views.failover import FAILOVER_TIMEOUT, ask_failover, choose_sentinel
 from hawatch.views.messages import EventArrived, FailoverAnswered
@@ -45,6 +47,8 @@ from hawatch.views.panel import (
     format_duration,
     panel_text,
 )
+from hawatch.views.pending import STYLESHEET as PENDING_STYLESHEET
+from hawatch.views.pending import PendingPanel
 from hawatch.views.styles import stylesheet_path
 
 __all__ = [
@@ -59,6 +63,9 @@ RENDER_INTERVAL = 0.25
 """Seconds between two renders of the core's snapshot (4 Hz)."""
 MAX_EVENTS = 30
 """The most events one panel shows, however tall the terminal."""
+MAX_TASK_ROWS = 30
+"""The most pending tasks the PENDING panel lists (the counts are always exact)."""
+MAX_WORKER_ROWS = 10
 
 
 def _plural(count: int, word: str) -> str:
@@ -85,7 +92,10 @@ class HawatchApp(App[None]):
     confirmation).
     """
 
-    CSS_PATH = str(stylesheet_path())
+    CSS_PATH: ClassVar[list[str | PurePath]] = [
+        str(stylesheet_path()),
+        str(stylesheet_path(PENDING_STYLESHEET)),
+    ]
     TITLE = "hawatch"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
@@ -99,12 +109,13 @@ class HawatchApp(App[None]):
         *,
         subtitle: str | None = None,
         topology_interval: float = 2.0,
+        celery: CeleryOptions | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.topology_interval = topology_interval
-        self.cluster_state = ClusterState()
-        """The core, fed by `EventArrived` messages; rendered on a tick."""
+        self.monitor = Monitor(settings, celery=celery, topology_interval=topology_interval)
+        """The sources and the core; rendered on a tick."""
         self._panels: dict[str, MasterPanel] = {}
         self._watcher_failure: str | None = None
         self._status_text = ""
@@ -127,6 +138,7 @@ class HawatchApp(App[None]):
         masters.border_title = "masters"
         with masters:
             yield Static(WAITING, id="waiting", markup=False)
+        yield PendingPanel(id="pending")
         yield Static("", id="notice", markup=False)
         yield Static("", id="status", markup=False)
         yield Footer()
@@ -135,6 +147,7 @@ class HawatchApp(App[None]):
         """Start watching the sentinels and rendering snapshots."""
         self._exit_on_hangup()
         self.query_one("#notice", Static).display = False
+        self.query_one(PendingPanel).display = self.monitor.celery.enabled
         self.poll_sentinels()
         self.refresh_view()
         self.set_interval(RENDER_INTERVAL, self.refresh_view)
@@ -152,25 +165,24 @@ class HawatchApp(App[None]):
 
     # -- the source ---------------------------------------------------------------------
 
+    @property
+    def cluster_state(self) -> ClusterState:
+        """The Sentinel side of the core."""
+        return self.monitor.cluster
+
     @work(
         exclusive=True,
         exit_on_error=False,
         group="sentinel",
-        description="Watching the sentinels",
+        description="Watching the sentinels and the Celery side",
     )
     async def poll_sentinels(self) -> None:
-        """Run the sentinel source on the event loop until the app exits."""
-        watcher = SentinelWatcher(
-            self.settings, self._emit, topology_interval=self.topology_interval
-        )
-        await watcher.run()
-
-    def _emit(self, event: Event) -> None:
-        self.post_message(EventArrived(event))
+        """Run every source on the event loop until the app exits."""
+        await self.monitor.run()
 
     def on_event_arrived(self, message: EventArrived) -> None:
-        """Feed one source event to the core; the next tick shows its effect."""
-        self.cluster_state.apply(message.event)
+        """Feed one event to the core (the app's own actions, scripted tests)."""
+        self.monitor.feed(message.event)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Say so on screen if the sentinel watcher or a failover request fails on a bug."""
@@ -196,6 +208,7 @@ class HawatchApp(App[None]):
         """Render one snapshot of the core into the widgets, changing only what changed."""
         snapshot = self.cluster_state.snapshot(time.time())
         with self.batch_update():
+            self._render_pending(snapshot.now)
             self._render_masters(snapshot)
             self._render_status(snapshot)
 
@@ -241,9 +254,24 @@ class HawatchApp(App[None]):
         for name, panel in self._panels.items():
             panel.show(texts[name], events=events)
 
+    def _render_pending(self, now: float) -> None:
+        """The PENDING panel: more task rows, and the workers, on taller terminals."""
+        if not self.monitor.celery.enabled:
+            return
+        monitor = self.monitor
+        tasks = monitor.tasks.snapshot(now, fault_at=monitor.tasks_fault_at(), limit=MAX_TASK_ROWS)
+        spare = max(0, self.size.height - 24)
+        rows = min(MAX_TASK_ROWS, 3 + spare // 2)
+        worker_rows = min(MAX_WORKER_ROWS, spare // 4)
+        self.query_one(PendingPanel).show(
+            tasks, list(monitor.queues.values()), rows=rows, worker_rows=worker_rows
+        )
+
     def _render_status(self, snapshot: ClusterSnapshot) -> None:
         status = self.query_one("#status", Static)
         text = status_line(snapshot, len(self.settings.sentinels))
+        if self.monitor.celery_problem:
+            text = f"WARNING: {self.monitor.celery_problem}. {text}"
         if self.settings.read_only:
             text += " · read-only: failover disabled"
         if self._watcher_failure:
@@ -251,7 +279,10 @@ class HawatchApp(App[None]):
         if text != self._status_text:
             self._status_text = text
             status.update(text)
-        status.set_class(bool(snapshot.unreachable or self._watcher_failure), "warning")
+        status.set_class(
+            bool(snapshot.unreachable or self._watcher_failure or self.monitor.celery_problem),
+            "warning",
+        )
 
     def _notice(self, sentence: str, *, warning: bool = False) -> None:
         """Show `sentence` on the notice line (the answer to the operator's last action)."""

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
+from collections.abc import Callable
 
 import pytest
 
-from hawatch.lab import LabCluster
+from hawatch.lab import LabCluster, start_worker
+from hawatch.monitor import CeleryOptions
 from hawatch.views.app import HawatchApp, MasterPanel
+from hawatch.views.pending import PendingPanel
 
 pytestmark = pytest.mark.integration
 
@@ -53,3 +58,54 @@ async def test_screen_shows_the_master_and_follows_a_failover(lab: LabCluster) -
             assert time.monotonic() < deadline, switches()
             await pilot.pause(0.05)
         await pilot.press("q")
+
+
+@pytest.mark.slow
+async def test_pending_panel_shows_the_worker_back_and_pending_draining_after_a_crash(
+    lab: LabCluster,
+) -> None:
+    """The operator's view of a crash: the worker hangs with the master, tasks pile up
+    on the new master, then the worker is back and the pending count drains."""
+    app = HawatchApp(
+        lab.settings(masters=(lab.master_name,)),
+        topology_interval=0.5,
+        celery=CeleryOptions(canary_rate=4.0),
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        panel = app.query_one(PendingPanel)
+
+        async def says(what: str, check: Callable[[str], bool], timeout: float = 30) -> str:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if check(panel.text):
+                    return panel.text
+                await pilot.pause(0.05)
+            raise AssertionError(f"the panel never showed {what} in {timeout} s:\n{panel.text}")
+
+        def pending(text: str) -> int | None:
+            found = re.search(r"pending (\d+)", text)
+            return int(found.group(1)) if found else None
+
+        worker = await asyncio.to_thread(start_worker, lab, profile="tuned")
+        await says("the worker online", lambda t: "workers 1/1 online" in t)
+        old = lab.current_master()
+        worker.pause()  # the worker hangs with the master: nothing runs until it is back
+        try:
+            await asyncio.to_thread(lab.kill, old)
+            await asyncio.to_thread(lab.wait_for_new_master, old.port)
+            # Canary tasks sent to the new master wait: pending grows, the worker is silent.
+            await says("tasks piling up", lambda t: (pending(t) or 0) >= 4)
+            await says("the worker offline", lambda t: "OFFLINE" in t, timeout=15)
+            assert app.query_one(PendingPanel).pending_rows[0].startswith("hawatch-canary-")
+            assert f"master {lab.current_master().address}" in screen_text(app)
+        finally:
+            worker.resume()
+        await says("the worker back", lambda t: "workers 1/1 online" in t)
+        drained = await says("pending drained", lambda t: (pending(t) or 0) <= 1, timeout=40)
+        assert "OFFLINE" not in drained
+        await pilot.press("q")
+
+
+def screen_text(app: HawatchApp) -> str:
+    """What the terminal shows right now, as plain text."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import pytest
 
-from hawatch.lab import LabCluster
+from hawatch.lab import LabCluster, start_worker
 from hawatch.sources import sentinel as sentinel_source
 
 pytestmark = pytest.mark.integration
@@ -24,8 +24,8 @@ pytestmark = pytest.mark.integration
 class EventsProcess:
     """`python -m hawatch events` on the lab, its output read line by line in a thread."""
 
-    def __init__(self, lab: LabCluster, *, reader: bool = True) -> None:
-        args = [sys.executable, "-m", "hawatch", "events", "--master", lab.master_name]
+    def __init__(self, lab: LabCluster, *extra: str, reader: bool = True) -> None:
+        args = [sys.executable, "-m", "hawatch", "events", "--master", lab.master_name, *extra]
         for address in lab.sentinel_addresses:
             args += ["--sentinel", str(address)]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HAWATCH_", "REDIS_"))}
@@ -154,3 +154,43 @@ def test_the_shell_pipeline_to_head(lab: LabCluster) -> None:
     assert_event_line(json.loads(first))
     assert status == "status=0"
     assert cwd is not None and (cwd / "stderr.txt").read_text() == ""
+
+
+@pytest.mark.slow
+def test_the_celery_side_arrives_as_json_lines(lab: LabCluster) -> None:
+    start_worker(lab, profile="tuned")
+    events = EventsProcess(lab, "--canary", "4", "--queue", "extra")
+    try:
+        seen = events.until(
+            lambda obj: obj["type"] == "probe" and obj["phase"] == "succeeded", timeout=40
+        )
+        seen += events.until(lambda obj: obj["type"] == "queue" and obj["queue"] == "extra")
+        by_type: dict[str, list[dict[str, Any]]] = {}
+        for obj in seen:
+            assert_event_line(obj)
+            by_type.setdefault(obj["type"], []).append(obj)
+        up = [o for o in by_type["broker-up"] if o["source"] == "celery-events"]
+        assert up and up[0]["address"] == str(lab.current_master().address)
+        assert any(o["kind"] in ("online", "heartbeat") for o in by_type["worker"])
+        done = next(o for o in by_type["probe"] if o["phase"] == "succeeded")
+        assert done["ok"] is True and done["task_id"].startswith("hawatch-canary-")
+        assert done["latency"] is not None and 0 <= done["latency"] < 10
+        states = {o["state"] for o in by_type["task"] if o["uuid"] == done["task_id"]}
+        assert {"sent", "received", "started", "succeeded"} <= states
+        sent = next(o for o in by_type["task"] if o["uuid"] == done["task_id"])
+        assert sent["name"] == "celery.accumulate" and sent["queue"] == "celery"
+        assert {o["queue"] for o in by_type["queue"]} == {"celery", "extra"}
+    finally:
+        events.stop()
+
+
+def test_the_canary_is_refused_in_read_only_mode(lab: LabCluster) -> None:
+    args = [sys.executable, "-m", "hawatch", "events", "--canary", "1"]
+    args += ["--sentinel", str(lab.sentinel_addresses[0])]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HAWATCH_", "REDIS_"))}
+    env["HAWATCH_READ_ONLY"] = "1"
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=30)
+    assert result.returncode == 2
+    assert "--canary sends tasks and read-only mode forbids" in result.stderr
+    assert result.stdout == ""
+    assert lab.current_master().call("LLEN", "celery") == 0

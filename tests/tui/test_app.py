@@ -25,15 +25,20 @@ from hawatch.core.events import (
     Event,
     MasterObserved,
     NodeObserved,
+    QueueDepth,
     ReplicaInfo,
     SentinelMessage,
     SentinelReachable,
     SentinelUnreachable,
+    TaskEvent,
+    WorkerEvent,
 )
+from hawatch.monitor import CeleryOptions
 from hawatch.settings import SentinelAddress, Settings
 from hawatch.views.app import HawatchApp, MasterPanel
 from hawatch.views.confirm import ConfirmFailover
 from hawatch.views.messages import EventArrived
+from hawatch.views.pending import PendingPanel
 from hawatch.views.styles import stylesheet_path
 
 SIZE = (80, 24)
@@ -175,7 +180,7 @@ def busy_cluster(now: float, *, masters: tuple[str, ...] = ("mymaster",)) -> lis
 
 def test_stylesheet_is_found() -> None:
     assert stylesheet_path().is_file()
-    assert str(stylesheet_path()) == HawatchApp.CSS_PATH
+    assert str(stylesheet_path()) in HawatchApp.CSS_PATH
 
 
 async def test_unreachable_sentinel_is_reported_and_app_keeps_running(
@@ -592,3 +597,48 @@ async def test_read_only_removes_the_failover_action_everywhere(
         assert app.notice_text == ""
         assert not audit_log.exists()
         assert "read-only: failover disabled" in status_text(app)
+
+
+# --------------------------------------------------------------------------- the Celery side
+
+
+async def test_pending_count_and_oldest_pending_task_are_visible_at_80x24(
+    settings: Settings,
+) -> None:
+    now = time.time()
+    app = ScriptedApp(settings, celery=CeleryOptions())
+    async with app.run_test(size=SIZE) as pilot:
+        events: list[Event] = busy_cluster(now)
+        events.append(WorkerEvent(ts=now - 2, kind="heartbeat", hostname="demo@web1", freq=2.0))
+        for n in range(12):
+            events.append(
+                TaskEvent(
+                    ts=now - 60 + n,
+                    state="sent",
+                    uuid=f"{n:02d}oldest-task-0000-{n:04d}",
+                    name="shop.checkout",
+                    queue="celery",
+                )
+            )
+        events.append(QueueDepth(ts=now - 1, queue="celery", length=12, unacked=0))
+        feed(app, events)
+        await wait_until(
+            pilot, lambda: "pending 12" in screen_text(app) and "6379" in screen_text(app)
+        )
+        screen = screen_text(app)
+        assert "00oldest" in screen, screen  # the oldest pending task, first row
+        assert "shop.checkout" in screen
+        assert "queue celery 12" in screen
+        assert "… and 9 more pending" in screen
+        assert "mymaster" in screen and "127.0.0.1:6379" in screen  # the master stays visible
+        # Tasks start: the count drops and the oldest row leaves, in place.
+        feed(app, [TaskEvent(ts=now, state="started", uuid="00oldest-task-0000-0000")])
+        await wait_until(pilot, lambda: "pending 11" in screen_text(app))
+        assert "00oldest" not in screen_text(app)
+        assert "01oldest" in screen_text(app)
+
+
+async def test_the_pending_panel_is_hidden_without_the_celery_side(settings: Settings) -> None:
+    app = ScriptedApp(settings)
+    async with app.run_test(size=SIZE):
+        assert not app.query_one(PendingPanel).display

@@ -20,6 +20,8 @@ HEADLESS_MODULES = [
     "hawatch.sources.celery_events",
     "hawatch.settings",
     "hawatch.audit",
+    "hawatch.monitor",
+    "hawatch.sources.canary",
 ]
 
 

@@ -1,0 +1,281 @@
+"""The monitor: every source feeding one event stream into the core.
+
+``sources → one event stream → core → views`` (see DESIGN.md). A `Monitor`
+runs the Sentinel watcher and the queue gauge on the event loop, the Celery
+event receiver and the canary in their own threads, and funnels every event
+into `Monitor.feed` on the loop's thread, in arrival order. `feed` folds each
+event into the core (`ClusterState`, `TaskTracker`, the latest queue depths),
+lets the canary turn task events into round trips, tells the tracker when the
+broker's master switched (so it can flag lost tasks), and hands the event on to
+`emit` (the TUI renders the core on a tick; `hawatch events` prints each event).
+
+Threads never touch the core: their events are queued and drained on the loop
+in batches (one wake-up per batch, not per event), so a flood of task events
+costs one ``call_soon_threadsafe`` per batch.
+
+A failure of the Celery side (an app that cannot be imported, a bad broker
+URL) never stops the Sentinel side: it becomes `Monitor.celery_problem`, one
+sentence the views show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hawatch.core.cluster import ClusterState
+from hawatch.core.events import Event, MasterObserved, QueueDepth, SentinelMessage
+from hawatch.core.tasks import TaskTracker
+from hawatch.settings import Settings
+
+if TYPE_CHECKING:
+    from hawatch.sources.canary import Canary
+    from hawatch.sources.celery_events import BrokerSpec, CeleryEventSource
+
+__all__ = ["DEFAULT_LOST_AFTER", "CeleryOptions", "Monitor"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOST_AFTER = 30.0
+"""Seconds after work resumed before a task sent earlier and never received is lost."""
+
+
+@dataclass(frozen=True, slots=True)
+class CeleryOptions:
+    """What the Celery side watches, and whether it sends canary tasks."""
+
+    enabled: bool = True
+    broker: str | None = None
+    """A broker URL (``--broker``); it may hold a password."""
+    app: str | None = None
+    """A Celery app to load, as ``celery -A`` takes it (``--app``)."""
+    queues: tuple[str, ...] = ()
+    """Queues to gauge besides those of the app (``--queue``)."""
+    canary_rate: float = 0.0
+    """Canary tasks per second; 0: no canary."""
+    lost_after: float = DEFAULT_LOST_AFTER
+    max_tasks: int = 100_000
+
+    @property
+    def canary(self) -> bool:
+        """True when the canary sends tasks."""
+        return self.enabled and self.canary_rate > 0
+
+
+class Monitor:
+    """Run every source of `settings` and keep the core up to date.
+
+    Call `run` on an event loop (it returns only when cancelled, after
+    stopping every source); read `cluster`, `tasks` and `queues` from the same
+    loop's thread at any time. `emit`, if given, receives every event after
+    the core has seen it, on the loop's thread.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        celery: CeleryOptions | None = None,
+        emit: Callable[[Event], None] | None = None,
+        topology_interval: float = 2.0,
+    ) -> None:
+        self.settings = settings
+        self.celery = celery if celery is not None else CeleryOptions(enabled=False)
+        if self.celery.canary and settings.read_only:
+            raise ValueError("the canary sends tasks, which --read-only forbids; drop one of them.")
+        self.topology_interval = topology_interval
+        self.cluster = ClusterState()
+        self.tasks = TaskTracker(max_tasks=self.celery.max_tasks, lost_after=self.celery.lost_after)
+        self.queues: dict[str, QueueDepth] = {}
+        """The latest depth of each gauged queue."""
+        self.celery_master: str | None = None
+        """The master name the Celery side's broker is, once chosen."""
+        self.broker: BrokerSpec | None = None
+        """Where the Celery side connects, once resolved."""
+        self.celery_problem: str | None = None
+        """Why the Celery side is not running, as one sentence (None while it runs)."""
+        self.celery_started = False
+        self._emit = emit
+        self._canary: Canary | None = None
+        self._source: CeleryEventSource | None = None
+        self._switch_seen: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbox: deque[Event] = deque()
+        self._inbox_lock = threading.Lock()
+        self._drain_scheduled = False
+        self._masters_known = asyncio.Event()
+
+    # -- the stream ---------------------------------------------------------------------
+
+    def feed(self, event: Event) -> None:
+        """Fold one event into the core and pass it on. Call on the loop's thread."""
+        self.cluster.apply(event)
+        self.tasks.apply(event)
+        if isinstance(event, QueueDepth):
+            self.queues[event.queue] = event
+        elif isinstance(event, MasterObserved | SentinelMessage):
+            self._check_switch()
+            if isinstance(event, MasterObserved):
+                self._masters_known.set()
+        if self._emit is not None:
+            self._emit(event)
+        canary = self._canary
+        if canary is not None:
+            result = canary.observe(event)
+            if result is not None:
+                self.feed(result)
+
+    def tasks_fault_at(self) -> float | None:
+        """When the current incident began, for marking the tasks pending since before it.
+
+        Until the incident model exists this is the last switch of the broker's master:
+        the tasks pending then are the ones a failover loses or delays.
+        """
+        master = self.celery_master
+        return None if master is None else self.cluster.switched_at(master)
+
+    def _check_switch(self) -> None:
+        """Tell the tracker when the broker's master switched (for lost tasks)."""
+        master = self.celery_master
+        if master is None:
+            return
+        switched = self.cluster.switched_at(master)
+        if switched is not None and switched != self._switch_seen:
+            self._switch_seen = switched
+            self.tasks.note_switch(switched)
+            address = self.cluster.master_address(master)
+            if self._source is not None and address is not None:
+                self._source.master_moved(address)
+
+    def _from_thread(self, event: Event) -> None:
+        """Queue an event from a source thread; the loop drains the queue in batches."""
+        loop = self._loop
+        if loop is None:
+            return
+        with self._inbox_lock:
+            self._inbox.append(event)
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        with contextlib.suppress(RuntimeError):  # the loop is closing: the event is moot
+            loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._inbox_lock:
+            batch = list(self._inbox)
+            self._inbox.clear()
+            self._drain_scheduled = False
+        for event in batch:
+            self.feed(event)
+
+    # -- running ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run every source until cancelled; then stop them all (threads within ~2 s)."""
+        from hawatch.sources.sentinel import SentinelWatcher
+
+        self._loop = asyncio.get_running_loop()
+        watcher = SentinelWatcher(
+            self.settings, self.feed, topology_interval=self.topology_interval
+        )
+        tasks = [asyncio.create_task(watcher.run(), name="hawatch sentinel watcher")]
+        threads: list[CeleryEventSource | Canary] = []
+        try:
+            if self.celery.enabled:
+                await self._start_celery(tasks, threads)
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._canary = None
+            self._source = None
+            if threads:
+                await asyncio.gather(
+                    *(asyncio.to_thread(thread.stop) for thread in threads),
+                    return_exceptions=True,
+                )
+
+    async def _start_celery(
+        self,
+        tasks: list[asyncio.Task[None]],
+        threads: list[CeleryEventSource | Canary],
+    ) -> None:
+        from hawatch.sources.canary import Canary
+        from hawatch.sources.celery_events import CeleryEventSource, broker_spec
+        from hawatch.sources.queues import QueueGauge
+
+        options = self.celery
+        master = await self._choose_master()
+        self.celery_master = master
+        self._check_switch()
+        try:
+            spec = await asyncio.to_thread(
+                broker_spec,
+                self.settings,
+                master,
+                broker=options.broker,
+                app=options.app,
+                queues=options.queues,
+            )
+        except ValueError as error:
+            self.celery_problem = f"the Celery side is off: {self.settings.redact(str(error))}"
+            return
+        self.broker = spec
+        source = CeleryEventSource(
+            spec.url,
+            spec.transport_options,
+            self._from_thread,
+            event_exchange=spec.event_exchange,
+        )
+        source.start()
+        threads.append(source)
+        self._source = source
+
+        def current_master() -> str | None:
+            return self.cluster.master_address(master)
+
+        gauge = QueueGauge(
+            self.settings,
+            master,
+            self.feed,
+            queues=spec.queues,
+            master_address=current_master if spec.sentinel else None,
+            broker_url=spec.url,
+        )
+        tasks.append(asyncio.create_task(gauge.run(), name="hawatch queue gauge"))
+        if options.canary:
+            canary = Canary(
+                spec.url,
+                spec.transport_options,
+                self._from_thread,
+                rate=options.canary_rate,
+                queue=spec.queues[0] if spec.queues else "celery",
+                read_only=self.settings.read_only,
+                event_exchange=spec.event_exchange,
+            )
+            self._canary = canary
+            canary.start()
+            threads.append(canary)
+        self.celery_started = True
+
+    async def _choose_master(self) -> str:
+        """The master name whose cluster is the broker: the first one configured, else
+        the first (by name) the sentinels report, once one has answered."""
+        if self.settings.masters:
+            return self.settings.masters[0]
+        broker = self.celery.broker
+        if broker is not None and not broker.strip().lower().startswith("sentinel"):
+            return ""  # a plain Redis broker: no master name is needed
+        while True:
+            await self._masters_known.wait()
+            names = self.cluster.master_names()
+            if names:
+                return names[0]
+            self._masters_known.clear()
