@@ -227,6 +227,18 @@ def _celery_options(settings: Settings, celery: dict[str, Any]) -> CeleryOptions
     """The Celery side's options; the canary with --read-only is a usage error."""
     from hawatch.monitor import CeleryOptions
 
+    broker = celery["broker"]
+    if broker is not None:
+        from hawatch.sources.celery_events import SUPPORTED_SCHEMES
+
+        for part in broker.split(";"):
+            scheme = part.strip().partition("://")[0].lower() if "://" in part else ""
+            if scheme not in SUPPORTED_SCHEMES:
+                shown = f"{scheme!r}" if scheme else "no scheme"
+                raise click.UsageError(
+                    f"--broker: {shown} is not a broker hawatch can read; "
+                    "give a redis://, rediss:// or sentinel:// URL"
+                )
     if celery["canary_rate"] > 0 and settings.read_only:
         raise click.UsageError(
             "--canary sends tasks and read-only mode forbids changing anything; "

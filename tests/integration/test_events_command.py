@@ -194,3 +194,23 @@ def test_the_canary_is_refused_in_read_only_mode(lab: LabCluster) -> None:
     assert "--canary sends tasks and read-only mode forbids" in result.stderr
     assert result.stdout == ""
     assert lab.current_master().call("LLEN", "celery") == 0
+
+
+def test_an_app_that_cannot_be_loaded_is_one_warning_and_sentinel_events_go_on(
+    lab: LabCluster,
+) -> None:
+    events = EventsProcess(lab, "--app", "no_such_module_for_hawatch.celery:app")
+    try:
+        events.until(lambda obj: obj["type"] == "master")
+        time.sleep(0.5)
+        events.proc.send_signal(signal.SIGTERM)
+        assert events.proc.wait(timeout=20) == 0
+        assert events.proc.stderr is not None
+        stderr = events.proc.stderr.read().decode()
+        assert stderr.splitlines() == [
+            "hawatch: warning: the Celery side is off: cannot load a Celery app from "
+            "'no_such_module_for_hawatch.celery:app' (ModuleNotFoundError); give it the way "
+            "celery -A takes it, e.g. proj.celery:app."
+        ], stderr
+    finally:
+        events.stop()

@@ -642,3 +642,19 @@ async def test_the_pending_panel_is_hidden_without_the_celery_side(settings: Set
     app = ScriptedApp(settings)
     async with app.run_test(size=SIZE):
         assert not app.query_one(PendingPanel).display
+
+
+async def test_a_celery_app_that_cannot_be_loaded_is_a_sentence_and_the_app_runs_on(
+    closed_port: int,
+) -> None:
+    settings = Settings(
+        sentinels=(SentinelAddress("127.0.0.1", closed_port),), masters=("mymaster",)
+    )
+    app = HawatchApp(settings, celery=CeleryOptions(app="no_such_module_for_hawatch:app"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: "Celery side is off" in status_text(app))
+        assert status_text(app).startswith(
+            "WARNING: the Celery side is off: cannot load a Celery app from "
+            "'no_such_module_for_hawatch:app'"
+        )
+        assert app.is_running
