@@ -12,26 +12,36 @@ from hawatch.core.cluster import (
     format_address,
 )
 from hawatch.core.events import (
+    BlindInfo,
     Event,
+    IncidentUpdate,
     MasterObserved,
     SentinelReachable,
     SentinelUnreachable,
+    SwitchInfo,
     event_types,
     from_json,
     register,
     to_json,
 )
+from hawatch.core.incidents import IncidentModel, IncidentReport, IncidentsSnapshot
 from hawatch.core.tasks import PendingTask, TasksSnapshot, TaskTracker
 
 __all__ = [
+    "BlindInfo",
     "ClusterSnapshot",
     "ClusterState",
     "Event",
+    "IncidentModel",
+    "IncidentReport",
+    "IncidentUpdate",
+    "IncidentsSnapshot",
     "MasterObserved",
     "MasterView",
     "PendingTask",
     "SentinelReachable",
     "SentinelUnreachable",
+    "SwitchInfo",
     "TaskTracker",
     "TasksSnapshot",
     "UnreachableSentinel",

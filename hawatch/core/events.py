@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 __all__ = [
+    "BlindInfo",
     "BrokerConnected",
     "BrokerDisconnected",
     "Event",
     "FailoverRequested",
+    "IncidentUpdate",
     "MasterObserved",
     "NodeObserved",
     "NodeUnreachable",
@@ -40,6 +42,7 @@ __all__ = [
     "SentinelMessage",
     "SentinelReachable",
     "SentinelUnreachable",
+    "SwitchInfo",
     "TaskEvent",
     "UnparsedSentinelMessage",
     "WorkerEvent",
@@ -307,6 +310,13 @@ class TaskEvent(Event):
     exception: str | None = None
     clock: float | None = None
     """The timestamp Celery put in the event, on the sender's clock."""
+    via: str | None = None
+    """The broker node the event was read from, as ``host:port``; None when unknown.
+
+    While the old master of a graceful failover still accepts writes (until Sentinel
+    converts it to a replica), the event source listens on it as well as on the new
+    master: a ``succeeded`` event read via the old master is a result that will be
+    discarded when it resyncs (see `hawatch.core.incidents`, "results at risk")."""
 
 
 @register
@@ -381,6 +391,89 @@ class ProbeResult(Event):
     latency: float | None = None
     """Seconds since the probe was sent, for ``started`` and ``succeeded``."""
     detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlindInfo:
+    """A time a Celery-side source was disconnected from the broker during an incident."""
+
+    start: float
+    end: float | None
+    """None while it lasts."""
+    source: str
+    """Which source: ``celery-events``, ``queues``, ``canary``."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchInfo:
+    """One change of master during an incident (``+switch-master``, or the sentinels'
+    topology at a higher config epoch): when it was first seen, from where, to where."""
+
+    ts: float
+    old: str | None
+    """The master that lost the role, ``host:port`` (None when unknown)."""
+    new: str
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class IncidentUpdate(Event):
+    """The incident model's progress on one incident: a phase reached, or the close.
+
+    Derived from other events by `hawatch.core.incidents.IncidentModel`, so the
+    core ignores it when a journal is replayed (the replay recomputes it). `ts` is
+    when the model produced it, on the events' clock; the phase times are in the
+    fields named after the phases (Unix seconds, None until reached). Every update
+    carries the whole incident as known at that moment; figures not final yet
+    (an incident not resumed) are None here: the live, ticking ones are in the
+    model's snapshot.
+    """
+
+    TYPE: ClassVar[str] = "incident"
+
+    id: str
+    """``<master>-<n>``: the master's name and its incident number, stable across updates."""
+    master: str
+    status: str
+    """``open`` or ``closed``."""
+    reached: str | None
+    """The phase this update reports (``fault``, ``detected``, ``elected``, ``switched``,
+    ``resumed``, ``demoted``, ``closed``), or None for another change (an abort, a phase
+    moved earlier by evidence that arrived late)."""
+    old_master: str | None = None
+    """The master's address when the fault began (``host:port``), when known."""
+    new_master: str | None = None
+    """The address of the last switch, when there was one."""
+    fault: float | None = None
+    detected: float | None = None
+    elected: float | None = None
+    switched: float | None = None
+    """The last switch of the incident (the gap is measured from it)."""
+    resumed: float | None = None
+    demoted: float | None = None
+    closed: float | None = None
+    gap_s: float | None = None
+    """resumed − switched."""
+    outage_s: float | None = None
+    """resumed − fault; for an incident without a failover, back − fault."""
+    split_brain_s: float | None = None
+    """demoted − the switch away from the old master."""
+    sent: int = 0
+    """``task-sent`` events between the fault and the close."""
+    completed: int = 0
+    """``task-succeeded`` and ``task-failed`` events between the fault and the close."""
+    pending_at_switch: int | None = None
+    lost: int | None = None
+    duplicated: int | None = None
+    results_at_risk: int | None = None
+    blind_windows: tuple[BlindInfo, ...] = ()
+    switches: tuple[SwitchInfo, ...] = ()
+    aborted: bool = False
+    """A failover attempt aborted and no switch followed it."""
+    note: str | None = None
+    """What an on-call engineer should know, in a sentence or two (an abort, a master
+    that came back without a failover, an old master never seen demoted)."""
 
 
 def to_json(event: Event) -> str:

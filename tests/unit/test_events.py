@@ -7,10 +7,12 @@ import json
 import pytest
 
 from hawatch.core.events import (
+    BlindInfo,
     BrokerConnected,
     BrokerDisconnected,
     Event,
     FailoverRequested,
+    IncidentUpdate,
     MasterObserved,
     NodeObserved,
     NodeUnreachable,
@@ -22,6 +24,7 @@ from hawatch.core.events import (
     SentinelMessage,
     SentinelReachable,
     SentinelUnreachable,
+    SwitchInfo,
     TaskEvent,
     UnparsedSentinelMessage,
     WorkerEvent,
@@ -115,6 +118,23 @@ SAMPLES: list[Event] = [
         ok=True,
         task_id="hawatch-canary-1",
         latency=0.05,
+    ),
+    IncidentUpdate(
+        ts=17.0,
+        id="mymaster-1",
+        master="mymaster",
+        status="closed",
+        reached="closed",
+        old_master="127.0.0.1:6380",
+        new_master="127.0.0.1:6381",
+        fault=1.0,
+        switched=2.0,
+        resumed=3.5,
+        closed=13.5,
+        gap_s=1.5,
+        outage_s=2.5,
+        blind_windows=(BlindInfo(1.5, 2.5, "canary", "reset"),),
+        switches=(SwitchInfo(2.0, "127.0.0.1:6380", "127.0.0.1:6381"),),
     ),
 ]
 
