@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hawatch.journal import state_dir
 from hawatch.settings import Secret, redact
 
 __all__ = [
@@ -53,14 +54,7 @@ def audit_log_path(env: Mapping[str, str] | None = None) -> Path:
     named = env.get(AUDIT_ENV, "").strip()
     if named:
         return Path(named).expanduser()
-    state = env.get("XDG_STATE_HOME", "").strip()
-    base = Path(state) if state and Path(state).is_absolute() else _home(env) / ".local" / "state"
-    return base / "hawatch" / "audit.log"
-
-
-def _home(env: Mapping[str, str]) -> Path:
-    home = env.get("HOME", "").strip()
-    return Path(home) if home else Path.home()
+    return state_dir(env) / "audit.log"
 
 
 def _local_user() -> str:

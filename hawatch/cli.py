@@ -23,6 +23,7 @@ from hawatch.monitor import DEFAULT_LOST_AFTER
 from hawatch.settings import Settings, SettingsError, load_settings, redact_url
 
 if TYPE_CHECKING:
+    from hawatch.journal import Journal
     from hawatch.lab import LabCluster, LabConfig
     from hawatch.monitor import CeleryOptions, Monitor
 
@@ -254,9 +255,53 @@ def _celery_options(settings: Settings, celery: dict[str, Any]) -> CeleryOptions
     )
 
 
+def journal_option(*, default_on: bool) -> Callable[[F], F]:
+    """``--journal PATH`` (and ``--no-journal`` when the journal is on by default)."""
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--journal",
+            "journal",
+            metavar="PATH",
+            help="Append every event to this JSON-lines file (rotated at 64 MiB)."
+            + (
+                " Default: a new file under ~/.local/state/hawatch/journal/."
+                if default_on
+                else " Default: none (standard output is already the journal's format)."
+            ),
+        )(func)
+        if default_on:
+            func = click.option(
+                "--no-journal", is_flag=True, help="Do not record the events to a journal."
+            )(func)
+        return func
+
+    return decorate
+
+
+def _open_journal(
+    settings: Settings, path: str | None, *, default_on: bool, off: bool = False
+) -> Journal | None:
+    """The journal to write, if any. A named file that cannot be opened is a usage error;
+    the default one that cannot be opened is a warning, and the run goes on without it."""
+    from hawatch.journal import Journal, JournalError, default_journal_path
+
+    if off or (path is None and not default_on):
+        return None
+    secrets = (settings.password, settings.node_password)
+    try:
+        return Journal(path or default_journal_path(), secrets=secrets)
+    except JournalError as error:
+        if path is not None:
+            raise click.UsageError(str(error)) from None
+        _say(f"warning: {error}; going on without a journal.")
+        return None
+
+
 @cli.command()
 @connection_options
 @celery_options()
+@journal_option(default_on=True)
 @click.option(
     "--read-only",
     "read_only",
@@ -264,13 +309,24 @@ def _celery_options(settings: Settings, celery: dict[str, Any]) -> CeleryOptions
     default=None,
     help="Never change the cluster: no failover key. Default: $HAWATCH_READ_ONLY.",
 )
-def watch(connection: dict[str, Any], celery: dict[str, Any], read_only: bool | None) -> None:
+def watch(
+    connection: dict[str, Any],
+    celery: dict[str, Any],
+    read_only: bool | None,
+    journal: str | None,
+    no_journal: bool,
+) -> None:
     """Open the live screen on a Sentinel deployment (the default command)."""
     settings = load_settings(**connection, read_only=read_only)
     options = _celery_options(settings, celery)
+    recording = _open_journal(settings, journal, default_on=True, off=no_journal)
     from hawatch.views.app import HawatchApp
 
-    HawatchApp(settings, subtitle=settings.describe(), celery=options).run()
+    try:
+        HawatchApp(settings, subtitle=settings.describe(), celery=options, journal=recording).run()
+    finally:
+        if recording is not None:
+            recording.close()
 
 
 def lab_options(func: F) -> F:
@@ -452,7 +508,15 @@ def _print_lab(cluster: LabCluster) -> None:
     metavar="RATE",
     help="Canary tasks (celery.accumulate) per second, to see when tasks run again.",
 )
-def demo(load_rate: float, canary_rate: float, profile: str, **kw: Any) -> None:
+@journal_option(default_on=True)
+def demo(
+    load_rate: float,
+    canary_rate: float,
+    profile: str,
+    journal: str | None,
+    no_journal: bool,
+    **kw: Any,
+) -> None:
     """Start a local cluster, a Celery worker and a load generator, then the screen.
 
     Everything started is stopped when the screen closes (q or Ctrl-C).
@@ -471,11 +535,18 @@ def demo(load_rate: float, canary_rate: float, profile: str, **kw: Any) -> None:
             start_worker(cluster, profile=profile)
             start_loadgen(cluster, rate=load_rate, profile=profile)
         addresses = ", ".join(str(a) for a in cluster.sentinel_addresses)
-        HawatchApp(
-            cluster.settings(),
-            subtitle=f"demo: {cluster.master_name} via sentinels {addresses}",
-            celery=CeleryOptions(canary_rate=canary_rate),
-        ).run()
+        settings = cluster.settings()
+        recording = _open_journal(settings, journal, default_on=True, off=no_journal)
+        try:
+            HawatchApp(
+                settings,
+                subtitle=f"demo: {cluster.master_name} via sentinels {addresses}",
+                celery=CeleryOptions(canary_rate=canary_rate),
+                journal=recording,
+            ).run()
+        finally:
+            if recording is not None:
+                recording.close()
     finally:
         _say("stopping the demo cluster, worker and load generator ...")
         cluster.stop()
@@ -542,7 +613,9 @@ class _JsonLinesOut:
         self._on_end(status)
 
 
-async def _stream_events(settings: Settings, celery: CeleryOptions) -> int:
+async def _stream_events(
+    settings: Settings, celery: CeleryOptions, journal: Journal | None = None
+) -> int:
     """Run every source and print their events until a signal or a closed pipe.
 
     Returns the exit status: 0 after SIGTERM, SIGHUP or a closed pipe, 130
@@ -564,7 +637,7 @@ async def _stream_events(settings: Settings, celery: CeleryOptions) -> int:
     out = _JsonLinesOut(finish)
     from hawatch.monitor import Monitor
 
-    monitor = Monitor(settings, celery=celery, emit=out.write)
+    monitor = Monitor(settings, celery=celery, emit=out.write, journal=journal)
     task = asyncio.create_task(_run_and_report(monitor), name="events source")
     try:
         waiters: set[asyncio.Future[Any]] = {task, finished}
@@ -601,7 +674,8 @@ async def _run_and_report(monitor: Monitor) -> None:
 @cli.command()
 @connection_options
 @celery_options()
-def events(connection: dict[str, Any], celery: dict[str, Any]) -> int:
+@journal_option(default_on=False)
+def events(connection: dict[str, Any], celery: dict[str, Any], journal: str | None) -> int:
     """Print every event as one JSON line, for scripts.
 
     Runs without the screen: Sentinel messages (+switch-master, +sdown ...),
@@ -618,7 +692,12 @@ def events(connection: dict[str, Any], celery: dict[str, Any]) -> int:
 
     settings = load_settings(**connection)
     options = _celery_options(settings, celery)
-    return asyncio.run(_stream_events(settings, options))
+    recording = _open_journal(settings, journal, default_on=False)
+    try:
+        return asyncio.run(_stream_events(settings, options, recording))
+    finally:
+        if recording is not None:
+            recording.close()
 
 
 _reserved(

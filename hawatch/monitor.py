@@ -35,6 +35,7 @@ from hawatch.core.tasks import TaskTracker
 from hawatch.settings import Settings
 
 if TYPE_CHECKING:
+    from hawatch.journal import Journal
     from hawatch.sources.canary import Canary
     from hawatch.sources.celery_events import BrokerSpec, CeleryEventSource
 
@@ -84,6 +85,7 @@ class Monitor:
         celery: CeleryOptions | None = None,
         emit: Callable[[Event], None] | None = None,
         topology_interval: float = 2.0,
+        journal: Journal | None = None,
     ) -> None:
         self.settings = settings
         self.celery = celery if celery is not None else CeleryOptions(enabled=False)
@@ -101,6 +103,10 @@ class Monitor:
         self.celery_problem: str | None = None
         """Why the Celery side is not running, as one sentence (None while it runs)."""
         self.celery_started = False
+        self.journal = journal
+        """Where every event is appended, if anywhere."""
+        self.journal_problem: str | None = None
+        """Why the journal stopped, as one sentence (None while it is written)."""
         self._emit = emit
         self._canary: Canary | None = None
         self._source: CeleryEventSource | None = None
@@ -123,6 +129,8 @@ class Monitor:
             self._check_switch()
             if isinstance(event, MasterObserved):
                 self._masters_known.set()
+        if self.journal is not None:
+            self._journal(event)
         if self._emit is not None:
             self._emit(event)
         canary = self._canary
@@ -130,6 +138,19 @@ class Monitor:
             result = canary.observe(event)
             if result is not None:
                 self.feed(result)
+
+    def _journal(self, event: Event) -> None:
+        """Append `event` to the journal; a journal that fails is stopped and said, once."""
+        from hawatch.journal import JournalError
+
+        journal = self.journal
+        assert journal is not None
+        try:
+            journal.write(event)
+        except JournalError as error:
+            self.journal = None
+            journal.close()
+            self.journal_problem = f"the journal stopped: {error}"
 
     def tasks_fault_at(self) -> float | None:
         """When the current incident began, for marking the tasks pending since before it.

@@ -37,6 +37,15 @@ def _no_leaked_processes() -> Iterator[None]:
         pytest.fail(f"processes left running after the test: {leaked}")
 
 
+@pytest.fixture(autouse=True)
+def _private_state_directory(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Journals and audit logs written by a test (or its subprocesses) go to a temporary
+    state directory, never to the user's own."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[LabCluster]:
     """A fresh, fast-failing-over cluster: master, 2 replicas, 3 sentinels (quorum 2)."""

@@ -35,6 +35,7 @@ from textual.worker import Worker, WorkerState
 from hawatch.audit import AuditError, append_failover
 from hawatch.core.cluster import ClusterSnapshot, ClusterState
 from hawatch.core.events import FailoverRequested
+from hawatch.journal import Journal
 from hawatch.monitor import CeleryOptions, Monitor
 from hawatch.settings import Settings
 from hawatch.views.confirm import ConfirmFailover
@@ -110,11 +111,14 @@ class HawatchApp(App[None]):
         subtitle: str | None = None,
         topology_interval: float = 2.0,
         celery: CeleryOptions | None = None,
+        journal: Journal | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.topology_interval = topology_interval
-        self.monitor = Monitor(settings, celery=celery, topology_interval=topology_interval)
+        self.monitor = Monitor(
+            settings, celery=celery, topology_interval=topology_interval, journal=journal
+        )
         """The sources and the core; rendered on a tick."""
         self._panels: dict[str, MasterPanel] = {}
         self._watcher_failure: str | None = None
@@ -148,6 +152,8 @@ class HawatchApp(App[None]):
         self._exit_on_hangup()
         self.query_one("#notice", Static).display = False
         self.query_one(PendingPanel).display = self.monitor.celery.enabled
+        if self.monitor.journal is not None:
+            self._notice(f"recording every event to {self.monitor.journal.path}")
         self.poll_sentinels()
         self.refresh_view()
         self.set_interval(RENDER_INTERVAL, self.refresh_view)
@@ -270,8 +276,9 @@ class HawatchApp(App[None]):
     def _render_status(self, snapshot: ClusterSnapshot) -> None:
         status = self.query_one("#status", Static)
         text = status_line(snapshot, len(self.settings.sentinels))
-        if self.monitor.celery_problem:
-            text = f"WARNING: {self.monitor.celery_problem}. {text}"
+        for problem in (self.monitor.journal_problem, self.monitor.celery_problem):
+            if problem:
+                text = f"WARNING: {problem}. {text}"
         if self.settings.read_only:
             text += " · read-only: failover disabled"
         if self._watcher_failure:
@@ -280,7 +287,12 @@ class HawatchApp(App[None]):
             self._status_text = text
             status.update(text)
         status.set_class(
-            bool(snapshot.unreachable or self._watcher_failure or self.monitor.celery_problem),
+            bool(
+                snapshot.unreachable
+                or self._watcher_failure
+                or self.monitor.celery_problem
+                or self.monitor.journal_problem
+            ),
             "warning",
         )
 

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import IO, Any
 
 import pytest
@@ -177,7 +178,9 @@ def test_the_celery_side_arrives_as_json_lines(lab: LabCluster) -> None:
         assert done["latency"] is not None and 0 <= done["latency"] < 10
         states = {o["state"] for o in by_type["task"] if o["uuid"] == done["task_id"]}
         assert {"sent", "received", "started", "succeeded"} <= states
-        sent = next(o for o in by_type["task"] if o["uuid"] == done["task_id"])
+        sent = next(
+            o for o in by_type["task"] if o["uuid"] == done["task_id"] and o["state"] == "sent"
+        )
         assert sent["name"] == "celery.accumulate" and sent["queue"] == "celery"
         assert {o["queue"] for o in by_type["queue"]} == {"celery", "extra"}
     finally:
@@ -214,3 +217,22 @@ def test_an_app_that_cannot_be_loaded_is_one_warning_and_sentinel_events_go_on(
         ], stderr
     finally:
         events.stop()
+
+
+def test_the_journal_holds_the_lines_printed(lab: LabCluster, tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    events = EventsProcess(lab, "--journal", str(path), "--no-celery")
+    try:
+        printed = events.until(lambda obj: obj["type"] == "master")
+        events.proc.send_signal(signal.SIGTERM)
+        assert events.proc.wait(timeout=20) == 0
+        while True:  # the rest of what it printed before it stopped
+            try:
+                printed.append(json.loads(events.lines.get(timeout=1)))
+            except queue.Empty:
+                break
+    finally:
+        events.stop()
+    journal = [json.loads(line) for line in path.read_text().splitlines()]
+    assert journal == printed
+    assert oct(path.stat().st_mode & 0o777) == "0o600"

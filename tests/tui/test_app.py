@@ -33,6 +33,7 @@ from hawatch.core.events import (
     TaskEvent,
     WorkerEvent,
 )
+from hawatch.journal import Journal, read_journal
 from hawatch.monitor import CeleryOptions
 from hawatch.settings import SentinelAddress, Settings
 from hawatch.views.app import HawatchApp, MasterPanel
@@ -657,4 +658,23 @@ async def test_a_celery_app_that_cannot_be_loaded_is_a_sentence_and_the_app_runs
             "WARNING: the Celery side is off: cannot load a Celery app from "
             "'no_such_module_for_hawatch:app'"
         )
+        assert app.is_running
+
+
+async def test_every_event_is_journaled_and_a_failing_journal_is_a_warning(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(path)
+    app = ScriptedApp(settings, journal=journal)
+    async with app.run_test(size=SIZE) as pilot:
+        assert f"recording every event to {path}" in app.notice_text
+        now = time.time()
+        events = busy_cluster(now)
+        feed(app, events)
+        await wait_until(pilot, lambda: len(path.read_text().splitlines()) == len(events))
+        assert [line.event for line in read_journal(path)] == events
+        journal.close()  # the file goes away underneath: the next write fails
+        feed(app, [SentinelReachable(ts=now, sentinel=A)])
+        await wait_until(pilot, lambda: "the journal stopped" in status_text(app))
         assert app.is_running
