@@ -24,13 +24,16 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hawatch import __version__
 from hawatch.core.cluster import ClusterState
-from hawatch.core.events import Event, MasterObserved, QueueDepth, SentinelMessage
+from hawatch.core.events import Event, MasterObserved, QueueDepth, SentinelMessage, SessionStarted
+from hawatch.core.incidents import IncidentModel
 from hawatch.core.tasks import TaskTracker
 from hawatch.settings import Settings
 
@@ -43,6 +46,8 @@ __all__ = ["DEFAULT_LOST_AFTER", "CeleryOptions", "Monitor"]
 
 log = logging.getLogger(__name__)
 
+TICK_INTERVAL = 1.0
+"""Seconds between two `Monitor.tick` calls while running."""
 DEFAULT_LOST_AFTER = 30.0
 """Seconds after work resumed before a task sent earlier and never received is lost."""
 
@@ -92,8 +97,13 @@ class Monitor:
         if self.celery.canary and settings.read_only:
             raise ValueError("the canary sends tasks, which --read-only forbids; drop one of them.")
         self.topology_interval = topology_interval
+        self.clock: Callable[[], float] = time.time
+        """The time the views render the core at: the wall clock live, the replay's
+        clock when a journal is played back."""
         self.cluster = ClusterState()
         self.tasks = TaskTracker(max_tasks=self.celery.max_tasks, lost_after=self.celery.lost_after)
+        self.incidents = IncidentModel(tracker=self.tasks, work_observed=self.celery.enabled)
+        """Failover incidents: phases, gap, outage; their updates join the stream."""
         self.queues: dict[str, QueueDepth] = {}
         """The latest depth of each gauged queue."""
         self.celery_master: str | None = None
@@ -123,6 +133,7 @@ class Monitor:
         """Fold one event into the core and pass it on. Call on the loop's thread."""
         self.cluster.apply(event)
         self.tasks.apply(event)
+        updates = self.incidents.apply(event)
         if isinstance(event, QueueDepth):
             self.queues[event.queue] = event
         elif isinstance(event, MasterObserved | SentinelMessage):
@@ -138,6 +149,13 @@ class Monitor:
             result = canary.observe(event)
             if result is not None:
                 self.feed(result)
+        for update in updates:
+            self.feed(update)
+
+    def tick(self, now: float) -> None:
+        """Let time pass in the core (an incident closes once stable); about once a second."""
+        for update in self.incidents.tick(now):
+            self.feed(update)
 
     def _journal(self, event: Event) -> None:
         """Append `event` to the journal; a journal that fails is stopped and said, once."""
@@ -155,11 +173,44 @@ class Monitor:
     def tasks_fault_at(self) -> float | None:
         """When the current incident began, for marking the tasks pending since before it.
 
-        Until the incident model exists this is the last switch of the broker's master:
-        the tasks pending then are the ones a failover loses or delays.
+        The fault of the broker's master's open incident, else its last switch: the
+        tasks pending then are the ones a failover loses or delays.
         """
         master = self.celery_master
-        return None if master is None else self.cluster.switched_at(master)
+        if master is None:
+            return None
+        incident = self.incidents.snapshot(self.clock()).for_master(master)
+        if incident is not None and incident.fault is not None:
+            return incident.fault
+        return self.cluster.switched_at(master)
+
+    def configure(self, broker_master: str | None) -> None:
+        """Say which master is the Celery broker, and record it (`SessionStarted`) so that
+        a replay of the journal makes the same choice."""
+        self.celery_master = broker_master
+        self.incidents.broker_master = broker_master or None
+        self._check_switch()
+        self.feed(
+            SessionStarted(
+                ts=self.clock(),
+                broker_master=broker_master,
+                celery=self.celery.enabled,
+                lost_after=self.celery.lost_after,
+                max_tasks=self.celery.max_tasks,
+                canary_rate=self.celery.canary_rate,
+                version=__version__,
+            )
+        )
+
+    def apply_session(self, event: SessionStarted) -> None:
+        """Take a recorded session's choices (a replay): the same core as the live run."""
+        if event.max_tasks != self.tasks.max_tasks or event.lost_after != self.tasks.lost_after:
+            self.tasks = TaskTracker(max_tasks=event.max_tasks, lost_after=event.lost_after)
+            self.incidents = IncidentModel(tracker=self.tasks, work_observed=event.celery)
+        self.incidents.work_observed = event.celery
+        self.celery_master = event.broker_master
+        self.incidents.broker_master = event.broker_master or None
+        self._check_switch()
 
     def _check_switch(self) -> None:
         """Tell the tracker when the broker's master switched (for lost tasks)."""
@@ -205,11 +256,16 @@ class Monitor:
         watcher = SentinelWatcher(
             self.settings, self.feed, topology_interval=self.topology_interval
         )
-        tasks = [asyncio.create_task(watcher.run(), name="hawatch sentinel watcher")]
+        tasks = [
+            asyncio.create_task(watcher.run(), name="hawatch sentinel watcher"),
+            asyncio.create_task(self._ticking(), name="hawatch incident clock"),
+        ]
         threads: list[CeleryEventSource | Canary] = []
         try:
             if self.celery.enabled:
                 await self._start_celery(tasks, threads)
+            else:
+                self.configure(None)
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
@@ -223,6 +279,11 @@ class Monitor:
                     return_exceptions=True,
                 )
 
+    async def _ticking(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_INTERVAL)
+            self.tick(self.clock())
+
     async def _start_celery(
         self,
         tasks: list[asyncio.Task[None]],
@@ -234,8 +295,7 @@ class Monitor:
 
         options = self.celery
         master = await self._choose_master()
-        self.celery_master = master
-        self._check_switch()
+        self.configure(master)
         try:
             spec = await asyncio.to_thread(
                 broker_spec,

@@ -476,6 +476,28 @@ class IncidentUpdate(Event):
     that came back without a failover, an old master never seen demoted)."""
 
 
+@register
+@dataclass(frozen=True, slots=True)
+class SessionStarted(Event):
+    """hawatch started watching, with the choices that shape its figures.
+
+    The first line of every journal that has a Celery side; a replay takes the
+    same choices from it, so it computes exactly the figures computed live.
+    """
+
+    TYPE: ClassVar[str] = "session"
+
+    broker_master: str | None
+    """The master name whose cluster is the Celery broker ("" for a plain Redis broker)."""
+    celery: bool
+    """Whether the Celery side was watched."""
+    lost_after: float
+    max_tasks: int
+    canary_rate: float = 0.0
+    version: str | None = None
+    """hawatch's version."""
+
+
 def to_json(event: Event) -> str:
     """One JSON object for `event`: ``type``, ``at`` (its `ts`), then its other fields."""
     cls = type(event)

@@ -212,7 +212,7 @@ class HawatchApp(App[None]):
 
     def refresh_view(self) -> None:
         """Render one snapshot of the core into the widgets, changing only what changed."""
-        snapshot = self.cluster_state.snapshot(time.time())
+        snapshot = self.cluster_state.snapshot(self.monitor.clock())
         with self.batch_update():
             self._render_pending(snapshot.now)
             self._render_masters(snapshot)
@@ -348,7 +348,7 @@ class HawatchApp(App[None]):
         if name is None:
             self._notice("no master is known yet: there is nothing to fail over", warning=True)
             return
-        snapshot = self.cluster_state.snapshot(time.time())
+        snapshot = self.cluster_state.snapshot(self.monitor.clock())
         view = snapshot.master(name)
         if view is None:
             self._notice(f"no sentinel has reported {name} yet: cannot fail it over", warning=True)

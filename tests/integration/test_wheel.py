@@ -31,7 +31,9 @@ prefix = Path(sys.prefix).resolve()
 assert Path(hawatch.__file__).resolve().is_relative_to(prefix), hawatch.__file__
 css = stylesheet_path()
 assert css.is_file() and css.resolve().is_relative_to(prefix), css
-assert Path(HawatchApp.CSS_PATH).resolve() == css.resolve(), HawatchApp.CSS_PATH
+sheets = [Path(p).resolve() for p in HawatchApp.CSS_PATH]
+assert css.resolve() in sheets, HawatchApp.CSS_PATH
+assert all(p.is_file() and p.is_relative_to(prefix) for p in sheets), sheets
 
 
 async def main() -> None:

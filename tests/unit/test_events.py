@@ -24,6 +24,7 @@ from hawatch.core.events import (
     SentinelMessage,
     SentinelReachable,
     SentinelUnreachable,
+    SessionStarted,
     SwitchInfo,
     TaskEvent,
     UnparsedSentinelMessage,
@@ -135,6 +136,15 @@ SAMPLES: list[Event] = [
         outage_s=2.5,
         blind_windows=(BlindInfo(1.5, 2.5, "canary", "reset"),),
         switches=(SwitchInfo(2.0, "127.0.0.1:6380", "127.0.0.1:6381"),),
+    ),
+    SessionStarted(
+        ts=1.0,
+        broker_master="mymaster",
+        celery=True,
+        lost_after=30.0,
+        max_tasks=100_000,
+        canary_rate=1.0,
+        version="0.1.0",
     ),
 ]
 
