@@ -73,8 +73,6 @@ def assert_refused(result: subprocess.CompletedProcess[str], *needles: str) -> N
         (["watch", "--canary", "101"], "--canary"),
         (["watch", "--lost-after", "soon"], "--lost-after"),
         (["watch", "--canary", "1", "--read-only"], "--canary sends tasks"),
-        (["drill", "--whatever"], "not available yet"),
-        (["replay", "file.jsonl"], "not available yet"),
         (["serve"], "not available yet"),
     ],
 )
