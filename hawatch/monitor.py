@@ -29,10 +29,18 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from hawatch import __version__
 from hawatch.core.cluster import ClusterState
-from hawatch.core.events import Event, MasterObserved, QueueDepth, SentinelMessage, SessionStarted
+from hawatch.core.events import (
+    Event,
+    MasterObserved,
+    NodeObserved,
+    QueueDepth,
+    SentinelMessage,
+    SessionStarted,
+)
 from hawatch.core.incidents import IncidentModel
 from hawatch.core.tasks import TaskTracker
 from hawatch.settings import Settings
@@ -46,6 +54,8 @@ __all__ = ["DEFAULT_LOST_AFTER", "CeleryOptions", "Monitor"]
 
 log = logging.getLogger(__name__)
 
+OLD_MASTER_LISTEN = 60.0
+"""The longest a former master is listened to after a switch (unless demoted sooner)."""
 TICK_INTERVAL = 1.0
 """Seconds between two `Monitor.tick` calls while running."""
 DEFAULT_LOST_AFTER = 30.0
@@ -120,6 +130,11 @@ class Monitor:
         self._emit = emit
         self._canary: Canary | None = None
         self._source: CeleryEventSource | None = None
+        self._broker_address: str | None = None
+        """Where the broker's master is, as last seen (to know the former one at a switch)."""
+        self._old_listeners: dict[str, tuple[CeleryEventSource, float]] = {}
+        """Listeners on former masters (address → source, when it started, monotonic)."""
+        self._stopping_threads: list[threading.Thread] = []
         self._switch_seen: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: deque[Event] = deque()
@@ -136,6 +151,12 @@ class Monitor:
         updates = self.incidents.apply(event)
         if isinstance(event, QueueDepth):
             self.queues[event.queue] = event
+        elif self._old_listeners and isinstance(event, NodeObserved):
+            if event.role == "slave":
+                self._stop_old_listener(event.address)
+        elif self._old_listeners and isinstance(event, SentinelMessage):
+            if event.channel == "+convert-to-slave" and event.address is not None:
+                self._stop_old_listener(event.address)
         elif isinstance(event, MasterObserved | SentinelMessage):
             self._check_switch()
             if isinstance(event, MasterObserved):
@@ -154,6 +175,9 @@ class Monitor:
 
     def tick(self, now: float) -> None:
         """Let time pass in the core (an incident closes once stable); about once a second."""
+        for address, (_, started) in list(self._old_listeners.items()):
+            if time.monotonic() - started > OLD_MASTER_LISTEN:
+                self._stop_old_listener(address)
         for update in self.incidents.tick(now):
             self.feed(update)
 
@@ -169,6 +193,47 @@ class Monitor:
             self.journal = None
             journal.close()
             self.journal_problem = f"the journal stopped: {error}"
+
+    def _listen_on_former_master(self, address: str) -> None:
+        """Keep hearing the Celery events published on a former master until it is demoted:
+        workers and producers may go on using it (a split brain), and the results of the
+        tasks that run there are lost when it resyncs. Their events carry `via` = it."""
+        from hawatch.sources.celery_events import CeleryEventSource, broker_spec
+
+        if address in self._old_listeners or self.broker is None or not self.broker.sentinel:
+            return
+        user, password = self.settings.node_credentials()
+        userinfo = ""
+        if user or password:
+            secret = quote(password.reveal(), safe="") if password else ""
+            userinfo = f"{quote(user or '', safe='')}:{secret}@"
+        scheme = "rediss" if self.settings.tls else "redis"
+        try:
+            spec = broker_spec(
+                self.settings,
+                self.celery_master or "",
+                broker=f"{scheme}://{userinfo}{address}/0",
+            )
+        except ValueError as error:
+            log.debug("cannot listen on the former master: %s", self.settings.redact(str(error)))
+            return
+        source = CeleryEventSource(
+            spec.url,
+            spec.transport_options,
+            self._from_thread,
+            name="celery-events-former-master",
+            event_exchange=self.broker.event_exchange,
+            quiet=True,
+        )
+        source.start()
+        self._old_listeners[address] = (source, time.monotonic())
+
+    def _stop_old_listener(self, address: str) -> None:
+        entry = self._old_listeners.pop(address, None)
+        if entry is not None:
+            thread = threading.Thread(target=entry[0].stop, daemon=True)
+            thread.start()
+            self._stopping_threads.append(thread)
 
     def tasks_fault_at(self) -> float | None:
         """When the current incident began, for marking the tasks pending since before it.
@@ -224,6 +289,12 @@ class Monitor:
             address = self.cluster.master_address(master)
             if self._source is not None and address is not None:
                 self._source.master_moved(address)
+        address = self.cluster.master_address(master)
+        if address is not None and address != self._broker_address:
+            former, self._broker_address = self._broker_address, address
+            if former is not None and self._source is not None:
+                self._listen_on_former_master(former)
+            self._stop_old_listener(address)  # a former master that is master again
 
     def _from_thread(self, event: Event) -> None:
         """Queue an event from a source thread; the loop drains the queue in batches."""
@@ -273,11 +344,16 @@ class Monitor:
             await asyncio.gather(*tasks, return_exceptions=True)
             self._canary = None
             self._source = None
+            threads.extend(source for source, _ in self._old_listeners.values())
+            self._old_listeners.clear()
             if threads:
                 await asyncio.gather(
                     *(asyncio.to_thread(thread.stop) for thread in threads),
                     return_exceptions=True,
                 )
+            for stopping in self._stopping_threads:
+                await asyncio.to_thread(stopping.join, 3.0)
+            self._stopping_threads.clear()
 
     async def _ticking(self) -> None:
         while True:

@@ -250,6 +250,8 @@ class IncidentReport:
     counting: tuple[str, ...] = ()
     """The figures still ticking (``gap_s``, ``outage_s``, ``split_brain_s``); empty when
     they are final."""
+    at_risk_ids: tuple[str, ...] = ()
+    """The task ids counted in `results_at_risk` (at most `MAX_AT_RISK`), by completion time."""
 
     @property
     def phases(self) -> dict[str, float | None]:
@@ -318,6 +320,7 @@ class IncidentReport:
             "aborted": self.aborted,
             "note": self.note,
             "counting": list(self.counting),
+            "results_at_risk_ids": list(self.at_risk_ids),
         }
 
 
@@ -821,9 +824,8 @@ class IncidentModel:
                 inc.last_probe_fail = ts
                 if inc.work_after_fail is not None and inc.work_after_fail < ts:
                     inc.work_after_fail = None
-        elif event.ok is True and phase in _WORK_STATES:
-            concerned = [inc for inc in self._open.values() if self._tasks_concern(inc.master)]
-            self._work_done(_Work(ts, None, None, None, False), concerned)
+        # A canary's round trip (started, succeeded) is read from its task events, which
+        # the model sees too, with the node they came through (`via`): they count there.
 
     def _work_done(self, work: _Work, concerned: list[_Incident]) -> None:
         self._work.append(work)
@@ -838,7 +840,16 @@ class IncidentModel:
         if switched is None:
             return
         ts = work.ts
-        if ts >= switched:
+        via = work.via
+        # Work read from a former master (a split brain) is not the resume: its results
+        # are lost when that node resyncs. Work from the current master, or of unknown
+        # origin (journals without `via`), is.
+        former = (
+            via is not None
+            and via != inc.switches[-1].new
+            and any(s.old == via for s in inc.switches)
+        )
+        if ts >= switched and not former:
             inc.resumed = _min(inc.resumed, ts)
             worker = work.worker
             if worker is not None:
@@ -848,7 +859,6 @@ class IncidentModel:
                         inc.workers[worker] = ts
                 elif ts < known:
                     inc.workers[worker] = ts
-        via = work.via
         uuid = work.uuid
         if (
             work.succeeded
@@ -1123,17 +1133,19 @@ class IncidentModel:
                 split = max(0.0, now - inc.switches[0].ts)
                 counting.append("split_brain_s")
         risk: int | None = None
+        at_risk: list[tuple[float, str]] = []
         if concerned and inc.switches:
             windows: dict[str, list[tuple[float, float | None]]] = {}
             for old, start, end in self._windows(inc):
                 windows.setdefault(old, []).append((start, end))
-            risk = sum(
-                1
-                for ts, via in inc.risk.values()
+            at_risk = sorted(
+                (ts, uuid)
+                for uuid, (ts, via) in inc.risk.items()
                 if any(
                     start <= ts and (end is None or ts < end) for start, end in windows.get(via, ())
                 )
             )
+            risk = len(at_risk)
         duplicated = lost = None
         if concerned and tracked is not None:
             duplicated = tracked[0]
@@ -1167,6 +1179,7 @@ class IncidentModel:
             note=self._note(inc, aborted, concerned),
             workers=tuple(sorted(inc.workers.items(), key=lambda item: (item[1], item[0]))),
             counting=tuple(counting),
+            at_risk_ids=tuple(uuid for _, uuid in at_risk),
         )
 
     def _note(self, inc: _Incident, aborted: bool, concerned: bool) -> str | None:

@@ -185,8 +185,10 @@ def _opt_float(event: Mapping[str, Any], key: str) -> float | None:
     raise Malformed(f"{key} is not a number")
 
 
-def convert_event(event: Any, now: float | None = None) -> Event | None:
+def convert_event(event: Any, now: float | None = None, via: str | None = None) -> Event | None:
     """The core event for one Celery event dict, or None for a type hawatch does not use.
+
+    `via` is the broker node (``host:port``) the event was read from; task events carry it.
 
     Raises `Malformed` for a dict it cannot read (not a dict, no type, a task
     event without a uuid, a field of the wrong type).
@@ -214,6 +216,7 @@ def convert_event(event: Any, now: float | None = None) -> Event | None:
             runtime=_opt_float(event, "runtime"),
             exception=_opt_str(event, "exception"),
             clock=_opt_float(event, "timestamp"),
+            via=via,
         )
     worker_kind = _WORKER_KINDS.get(kind)
     if worker_kind is not None:
@@ -288,8 +291,13 @@ class CeleryEventSource:
         *,
         name: str = "celery-events",
         event_exchange: str = DEFAULT_EVENT_EXCHANGE,
+        quiet: bool = False,
     ) -> None:
         self.name = name
+        self.quiet = quiet
+        """Emit no `BrokerConnected`/`BrokerDisconnected` (a helper listener whose
+        blind windows do not matter, such as one on a former master)."""
+        self._via: str | None = None
         self.malformed = 0
         """Event dicts skipped because they could not be read."""
         self.received = 0
@@ -467,7 +475,7 @@ class CeleryEventSource:
 
     def _on_event(self, event: Any) -> None:
         try:
-            converted = convert_event(event)
+            converted = convert_event(event, via=self._via)
         except Malformed:
             self.malformed += 1
             return
@@ -494,12 +502,16 @@ class CeleryEventSource:
             return
         self._connected = True
         self._fresh = True
-        self._send(BrokerConnected(ts=time.time(), source=self.name, address=address))
+        self._via = address
+        if not self.quiet:
+            self._send(BrokerConnected(ts=time.time(), source=self.name, address=address))
 
     def _disconnected(self, reason: str) -> None:
         if self._connected is False or self._stopping.is_set():
             return
         self._connected = False
+        if self.quiet:
+            return
         self._send(BrokerDisconnected(ts=time.time(), source=self.name, reason=reason))
 
     def _send(self, event: Event) -> None:

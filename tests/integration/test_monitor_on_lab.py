@@ -17,7 +17,7 @@ from celery import Celery
 
 from hawatch.core.events import BrokerConnected, BrokerDisconnected, Event, ProbeResult
 from hawatch.core.tasks import TasksSnapshot
-from hawatch.lab import LabCluster, start_worker
+from hawatch.lab import LabCluster, start_loadgen, start_worker
 from hawatch.lab.demo_app import make_app
 from hawatch.lab.procs import ManagedProcess
 from hawatch.monitor import CeleryOptions, Monitor
@@ -288,3 +288,37 @@ async def test_a_task_sent_just_before_a_crash_is_pending_then_lost(
         assert [p.uuid for p in flagged] == [doomed] and flagged[0].lost
         assert tasks(monitor).lost == 1
         assert monitor.tasks.get(doomed).state == "sent"  # type: ignore[union-attr]
+
+
+async def test_split_brain_results_at_risk_are_really_pending(lab: LabCluster) -> None:
+    """A graceful failover under steady traffic, with the result backend on the cluster:
+    work done on the old master before it is demoted is reported at risk, and those
+    results really are gone (PENDING) afterwards."""
+    events: list[Event] = []
+    monitor = monitor_for(lab, events)
+    async with running(monitor):
+        await asyncio.to_thread(start_worker, lab)  # Celery's own settings
+        await asyncio.to_thread(start_loadgen, lab, rate=10.0, slow_every=0)
+        await wait_until("steady work", lambda: tasks(monitor).totals["succeeded"] >= 20)
+        await asyncio.to_thread(lab.failover)
+        report = await wait_until(
+            "the incident to close",
+            lambda: next((r for r in monitor.incidents.reports() if r.closed), None),
+            timeout=90,
+        )
+    assert report.demoted is not None and report.split_brain_s is not None
+    assert report.split_brain_s > 0
+    assert report.results_at_risk and report.results_at_risk > 0, report
+    assert len(report.at_risk_ids) == report.results_at_risk
+    backend = make_app([str(a) for a in lab.sentinel_addresses], lab.master_name)
+    try:
+        states = await asyncio.to_thread(
+            lambda: {uuid: backend.AsyncResult(uuid).state for uuid in report.at_risk_ids}
+        )
+    finally:
+        backend.close()
+    assert set(states.values()) == {"PENDING"}, states
+    print(
+        f"\nsplit brain {report.split_brain_s:.2f} s, {report.results_at_risk} results at risk, "
+        f"gap {report.gap_s}"
+    )

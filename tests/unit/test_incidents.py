@@ -591,11 +591,13 @@ def test_split_brain_results_at_risk_via_the_old_master() -> None:
     feed(model, events)
     report = only(model)
     assert report.results_at_risk == 4  # early, t2, t3, late
+    assert set(report.at_risk_ids) == {"early", "t2", "t3", "late"}
     assert report.demoted == t(11.5)
     assert close_to(report.split_brain_s, 10.5)
     assert close_to(report.gap_s, 0.2)
     [closed] = model.tick(t(21.5))
     assert closed.results_at_risk == 4 and closed.closed == t(21.5)
+    assert model.reports()[0].at_risk_ids == report.at_risk_ids
     assert closed.ts == t(21.5)
     assert report.to_dict()["tasks"]["results_at_risk"] == 4
 
@@ -663,7 +665,15 @@ def test_a_probe_opens_an_incident_only_for_the_brokers_master() -> None:
         ],
     )
     assert [(u.master, u.reached) for u in updates] == [(M, "fault")]
-    feed(model, [probe(52.0, "failed", False), probe(53.0, "succeeded", True)])
+    # The canary's round trip ends: its task event, and the probe result read from it.
+    feed(
+        model,
+        [
+            probe(52.0, "failed", False),
+            task(53.0, "succeeded", "hawatch-canary-1"),
+            probe(53.0, "succeeded", True),
+        ],
+    )
     [closed] = model.tick(t(63.0))
     assert closed.master == M and close_to(closed.outage_s, 3.0)
     assert closed.note == "the canary recovered without a failover."
@@ -1073,3 +1083,21 @@ def test_fuzz_never_raises_and_figures_are_never_negative(
         json.dumps(report.to_dict())
     for report in snap.history:
         assert report.status == "closed" and report.counting == ()
+
+
+def test_work_on_the_old_master_in_a_split_brain_is_not_the_resume() -> None:
+    model = IncidentModel(stable_after=10.0)
+    feed(
+        model,
+        [
+            requested(0.0),
+            switch(1.0),
+            task(1.1, "started", "old-1", via=A),  # the old master still serves a worker
+            task(1.3, "succeeded", "old-1", via=A),
+            task(2.5, "started", "new-1", via=B),  # the first work on the new master
+        ],
+    )
+    report = only(model)
+    assert report.resumed == t(2.5)
+    assert close_to(report.gap_s, 1.5)
+    assert report.at_risk_ids == ("old-1",)
