@@ -236,3 +236,31 @@ def test_the_journal_holds_the_lines_printed(lab: LabCluster, tmp_path: Path) ->
     journal = [json.loads(line) for line in path.read_text().splitlines()]
     assert journal == printed
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.slow
+def test_incidents_are_followed_live_as_json_lines(lab: LabCluster) -> None:
+    start_worker(lab, profile="tuned")
+    events = EventsProcess(lab, "--canary", "4")
+    try:
+        seen = events.until(lambda obj: obj["type"] == "probe" and obj["phase"] == "succeeded", 40)
+        old = lab.current_master()
+        assert lab.failover() == "OK"
+        new = lab.wait_for_new_master(old.port)
+        seen += events.until(
+            lambda obj: obj["type"] == "incident" and obj["status"] == "closed", timeout=90
+        )
+    finally:
+        events.stop()
+    updates = [obj for obj in seen if obj["type"] == "incident"]
+    reached = [obj["reached"] for obj in updates]
+    assert reached[0] == "fault" and reached[-1] == "closed"
+    assert {"switched", "resumed"} <= set(reached)
+    assert len({obj["id"] for obj in updates}) == 1
+    closed = updates[-1]
+    assert closed["master"] == lab.master_name
+    assert closed["old_master"] == str(old.address) and closed["new_master"] == str(new.address)
+    assert closed["gap_s"] == pytest.approx(closed["resumed"] - closed["switched"], abs=1e-6)
+    assert closed["detected"] is None  # a forced failover has no +odown
+    session = next(obj for obj in seen if obj["type"] == "session")
+    assert session["broker_master"] == lab.master_name and session["celery"] is True
