@@ -75,7 +75,9 @@ the start, evicted tasks included.
 ``succeeded`` events in one-second buckets, in a ring of ``ceil(window) + 2``
 buckets: memory does not grow with the rate. The rate at `now` is the events
 of the `window` whole seconds ending with the second of `now`, divided by
-`window`.
+`window`. A second ring of `HISTORY_SECONDS` buckets counts the ``started``
+events alone, for `TaskTracker.started_history` (the hole a failover leaves in
+the work, drawn over the last minutes): also fixed memory, whatever the rate.
 
 **Workers.** A worker is offline after a ``worker-offline`` event (until it
 sends another ``online``/``heartbeat``), or when ``now - last_seen >
@@ -115,6 +117,7 @@ from hawatch.core.events import BrokerConnected, BrokerDisconnected, Event, Task
 
 __all__ = [
     "FINAL_STATES",
+    "HISTORY_SECONDS",
     "PENDING_STATES",
     "TASK_STATES",
     "BlindWindow",
@@ -156,6 +159,8 @@ MAX_BLIND_WINDOWS = 100
 MAX_WORKERS = 10_000
 #: Queues whose overtaking mark is kept (for lost tasks); the first seen goes first.
 MAX_QUEUES = 10_000
+#: Seconds of started-task history kept (`TaskTracker.started_history`).
+HISTORY_SECONDS = 600
 
 _PENDING, _RUNNING, _FINISHED = 0, 1, 2
 
@@ -457,6 +462,9 @@ class TaskTracker:
         self._sec = [-1] * self._nbuckets
         self._started = [0] * self._nbuckets
         self._succeeded = [0] * self._nbuckets
+        # Started-task history ring: bucket i holds second _hist_sec[i].
+        self._hist_sec = [-1] * HISTORY_SECONDS
+        self._hist_started = [0] * HISTORY_SECONDS
         # Lost tasks (see the module docstring): the switch, the resume, per queue the
         # highest sent_at of a task that was received/started/finished, and the lost
         # tasks found by the last walk of the pending tier (in pending order), with the
@@ -680,6 +688,8 @@ class TaskTracker:
 
     def _count_rate(self, state: str, ts: float) -> None:
         second = math.floor(ts)
+        if state == "started":
+            self._count_history(second)
         index = second % self._nbuckets
         held = self._sec[index]
         if held != second:
@@ -692,6 +702,16 @@ class TaskTracker:
             self._started[index] += 1
         else:
             self._succeeded[index] += 1
+
+    def _count_history(self, second: int) -> None:
+        index = second % HISTORY_SECONDS
+        held = self._hist_sec[index]
+        if held != second:
+            if held > second:
+                return  # older than the ring holds
+            self._hist_sec[index] = second
+            self._hist_started[index] = 0
+        self._hist_started[index] += 1
 
     def _apply_worker(self, event: WorkerEvent) -> None:
         hostname = event.hostname
@@ -757,6 +777,32 @@ class TaskTracker:
             pending_since=task.pending_since,
             completions=task.completions,
         )
+
+    def started_history(self, now: float, seconds: int = 180) -> tuple[int, ...]:
+        """Tasks started in each of the `seconds` whole seconds ending with the second of
+        `now`, oldest first: the throughput a view draws, with the failover's hole in it.
+
+        Counts every valid ``started`` event (a task started twice counts twice), by the
+        second of its `ts`; a second after `now` is not included. At most
+        `HISTORY_SECONDS` seconds are kept: an event older than that when it arrives
+        (behind the newest one seen) is not counted. A `now` that is not a finite number
+        gives zeros. O(seconds).
+        """
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int)
+            or not 1 <= seconds <= HISTORY_SECONDS
+        ):
+            raise ValueError(f"seconds must be a whole number from 1 to {HISTORY_SECONDS}")
+        if not _finite(now):
+            return (0,) * seconds
+        held, started = self._hist_sec, self._hist_started
+        last = math.floor(now)
+        counts = []
+        for second in range(last - seconds + 1, last + 1):
+            index = second % HISTORY_SECONDS
+            counts.append(started[index] if held[index] == second else 0)
+        return tuple(counts)
 
     def __len__(self) -> int:
         """How many tasks are tracked."""

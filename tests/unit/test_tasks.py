@@ -1028,3 +1028,52 @@ def test_fuzz_interleaved_tasks_match_a_reference_count(
         expected[max(states, key=rank.__getitem__)] += 1
     snap = tracker.snapshot(1000)
     assert dict(snap.counts) == expected
+
+
+# -- started history (the timeline's throughput) ------------------------------------------
+
+
+def test_started_history_counts_started_tasks_per_second_oldest_first() -> None:
+    from hawatch.core.tasks import HISTORY_SECONDS
+
+    tracker = feed(
+        TaskTracker(),
+        task(100.0, "started", "a"),
+        task(100.9, "started", "b"),
+        task(100.95, "succeeded", "b"),  # a completion is not a start
+        task(102.5, "started", "c"),
+        task(102.6, "started", "c"),  # started twice: counted twice
+        task(103.0, "sent", "d"),
+        task(103.1, "received", "d"),
+        task(105.0, "started", "e"),  # after `now` below: not included
+    )
+    assert tracker.started_history(104.99, seconds=6) == (0, 2, 0, 2, 0, 0)
+    assert tracker.started_history(105.0, seconds=3) == (2, 0, 1)
+    assert tracker.started_history(104.0, seconds=1) == (0,)
+    assert len(tracker.started_history(105.0)) == 180
+    assert tracker.started_history(105.0)[-6:] == (2, 0, 2, 0, 0, 1)
+    assert tracker.started_history(float("nan"), seconds=4) == (0, 0, 0, 0)
+    for bad in (0, -1, HISTORY_SECONDS + 1, 2.5, True):
+        with pytest.raises(ValueError):
+            tracker.started_history(105.0, seconds=bad)  # type: ignore[arg-type]
+
+
+def test_started_history_is_a_fixed_ring_of_the_last_minutes() -> None:
+    from hawatch.core.tasks import HISTORY_SECONDS
+
+    tracker = TaskTracker()
+    for n in range(2_000):  # one start a second for 2,000 s
+        tracker.apply(task(float(n), "started", f"t{n}"))
+    assert len(tracker._hist_sec) == HISTORY_SECONDS == len(tracker._hist_started)
+    assert tracker.started_history(1999.5, seconds=HISTORY_SECONDS) == (1,) * HISTORY_SECONDS
+    # Seconds that fell out of the ring read 0, never a newer second's count.
+    assert tracker.started_history(2399.0, seconds=HISTORY_SECONDS) == (1,) * 200 + (0,) * 400
+    # An event older than the ring holds does not clobber the newer second in its bucket.
+    tracker.apply(task(1999.0 - HISTORY_SECONDS, "started", "late"))
+    assert tracker.started_history(1999.0, seconds=1) == (1,)
+    # The hole a failover leaves: nothing started for 5 s, then work resumes.
+    holed = feed(
+        TaskTracker(),
+        *(task(10.0 + s, "started", f"x{s}") for s in range(10) if not 3 <= s < 8),
+    )
+    assert holed.started_history(19.5, seconds=10) == (1, 1, 1, 0, 0, 0, 0, 0, 1, 1)
