@@ -1048,7 +1048,8 @@ def test_started_history_counts_started_tasks_per_second_oldest_first() -> None:
         task(105.0, "started", "e"),  # after `now` below: not included
     )
     assert tracker.started_history(104.99, seconds=6) == (0, 2, 0, 2, 0, 0)
-    assert tracker.started_history(105.0, seconds=3) == (2, 0, 1)
+    assert tracker.started_history(105.0, seconds=3) == (0, 0, 1)
+    assert tracker.started_history(103.0, seconds=3) == (0, 2, 0)
     assert tracker.started_history(104.0, seconds=1) == (0,)
     assert len(tracker.started_history(105.0)) == 180
     assert tracker.started_history(105.0)[-6:] == (2, 0, 2, 0, 0, 1)
