@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import ClassVar
 
 from textual import work
@@ -35,7 +35,7 @@ from textual.worker import Worker, WorkerState
 from hawatch.audit import AuditError, append_failover
 from hawatch.core.cluster import ClusterSnapshot, ClusterState
 from hawatch.core.events import FailoverRequested
-from hawatch.journal import Journal
+from hawatch.journal import Journal, state_dir
 from hawatch.monitor import CeleryOptions, Monitor
 from hawatch.settings import Settings
 from hawatch.views.confirm import ConfirmFailover
@@ -51,6 +51,8 @@ from hawatch.views.panel import (
 from hawatch.views.pending import STYLESHEET as PENDING_STYLESHEET
 from hawatch.views.pending import PendingPanel
 from hawatch.views.styles import stylesheet_path
+from hawatch.views.timeline import STYLESHEET as TIMELINE_STYLESHEET
+from hawatch.views.timeline import TimelinePanel
 
 __all__ = [
     "HawatchApp",
@@ -64,9 +66,16 @@ RENDER_INTERVAL = 0.25
 """Seconds between two renders of the core's snapshot (4 Hz)."""
 MAX_EVENTS = 30
 """The most events one panel shows, however tall the terminal."""
+FULL_TIMELINE_HEIGHT = 40
+"""Terminal rows from which the timeline shows its big figure, throughput and history."""
 MAX_TASK_ROWS = 30
 """The most pending tasks the PENDING panel lists (the counts are always exact)."""
 MAX_WORKER_ROWS = 10
+
+
+def export_dir() -> Path:
+    """Where the export key writes: ``$XDG_STATE_HOME/hawatch/exports``."""
+    return state_dir() / "exports"
 
 
 def _plural(count: int, word: str) -> str:
@@ -96,12 +105,14 @@ class HawatchApp(App[None]):
     CSS_PATH: ClassVar[list[str | PurePath]] = [
         str(stylesheet_path()),
         str(stylesheet_path(PENDING_STYLESHEET)),
+        str(stylesheet_path(TIMELINE_STYLESHEET)),
     ]
     TITLE = "hawatch"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("f", "failover", "Fail over"),
+        Binding("e", "export", "Export"),
     ]
 
     def __init__(
@@ -142,6 +153,7 @@ class HawatchApp(App[None]):
         masters.border_title = "masters"
         with masters:
             yield Static(WAITING, id="waiting", markup=False)
+        yield TimelinePanel(id="timeline")
         yield PendingPanel(id="pending")
         yield Static("", id="notice", markup=False)
         yield Static("", id="status", markup=False)
@@ -214,6 +226,7 @@ class HawatchApp(App[None]):
         """Render one snapshot of the core into the widgets, changing only what changed."""
         snapshot = self.cluster_state.snapshot(self.monitor.clock())
         with self.batch_update():
+            self._render_timeline(snapshot.now)
             self._render_pending(snapshot.now)
             self._render_masters(snapshot)
             self._render_status(snapshot)
@@ -259,6 +272,15 @@ class HawatchApp(App[None]):
         events = max(MIN_EVENTS, min(MAX_EVENTS, events))
         for name, panel in self._panels.items():
             panel.show(texts[name], events=events)
+
+    def _render_timeline(self, now: float) -> None:
+        """The gap: compact (two lines, no border) below `FULL_TIMELINE_HEIGHT` rows."""
+        monitor = self.monitor
+        compact = self.size.height < FULL_TIMELINE_HEIGHT
+        panel = self.query_one(TimelinePanel)
+        panel.set_class(compact, "compact")
+        started = monitor.tasks.started_history(now, 180) if monitor.celery.enabled else ()
+        panel.show(monitor.incidents.snapshot(now), started, now, compact=compact)
 
     def _render_pending(self, now: float) -> None:
         """The PENDING panel: more task rows, and the workers, on taller terminals."""
@@ -314,6 +336,47 @@ class HawatchApp(App[None]):
     def status_text(self) -> str:
         """The status line as shown."""
         return self._status_text
+
+    # -- export -----------------------------------------------------------------------
+
+    def export_incident(self) -> tuple[Path | None, Path]:
+        """Write the current (else the last) incident as Markdown and the screen as SVG.
+
+        Returns the two paths (the first None when there was no incident yet). Raises
+        OSError when the files cannot be written.
+        """
+        from hawatch.report import as_markdown
+
+        now = self.monitor.clock()
+        incidents = self.monitor.incidents.snapshot(now)
+        name = self.selected_master()
+        report = incidents.for_master(name) if name is not None else None
+        if report is None and incidents.open:
+            report = incidents.open[0]
+        if report is None and incidents.history:
+            report = incidents.history[-1]
+        directory = export_dir()
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+        base = f"hawatch-{report.id}-{stamp}" if report is not None else f"hawatch-{stamp}"
+        markdown: Path | None = None
+        if report is not None:
+            markdown = directory / f"{base}.md"
+            markdown.write_text(as_markdown(report), encoding="utf-8")
+        svg = Path(self.save_screenshot(f"{base}.svg", str(directory)))
+        return markdown, svg
+
+    def action_export(self) -> None:
+        """Export the incident and the screen; say where, or why not, on the notice line."""
+        try:
+            markdown, svg = self.export_incident()
+        except OSError as error:
+            self._notice(f"cannot export: {error.strerror or error}", warning=True)
+            return
+        if markdown is None:
+            self._notice(f"no incident yet; the screen is in {svg}")
+        else:
+            self._notice(f"incident written to {markdown}; the screen to {svg}")
 
     # -- the failover key ---------------------------------------------------------------
 
