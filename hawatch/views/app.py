@@ -280,7 +280,10 @@ class HawatchApp(App[None]):
         panel = self.query_one(TimelinePanel)
         panel.set_class(compact, "compact")
         started = monitor.tasks.started_history(now, 180) if monitor.celery.enabled else ()
-        panel.show(monitor.incidents.snapshot(now), started, now, compact=compact)
+        incidents = monitor.incidents.snapshot(now)
+        # Compact: the last incident's row once it closed, none while one is open.
+        rows = (1 if incidents.history and not incidents.open else 0) if compact else None
+        panel.show(incidents, started, now, compact=compact, rows=rows)
 
     def _render_pending(self, now: float) -> None:
         """The PENDING panel: more task rows, and the workers, on taller terminals."""

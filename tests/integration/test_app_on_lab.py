@@ -13,6 +13,7 @@ from hawatch.lab import LabCluster, start_worker
 from hawatch.monitor import CeleryOptions
 from hawatch.views.app import HawatchApp, MasterPanel
 from hawatch.views.pending import PendingPanel
+from hawatch.views.timeline import TimelinePanel
 
 pytestmark = pytest.mark.integration
 
@@ -110,3 +111,47 @@ async def test_pending_panel_shows_the_worker_back_and_pending_draining_after_a_
 def screen_text(app: HawatchApp) -> str:
     """What the terminal shows right now, as plain text."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+@pytest.mark.slow
+async def test_timeline_shows_the_phases_a_ticking_gap_then_the_final_gap(lab: LabCluster) -> None:
+    app = HawatchApp(
+        lab.settings(masters=(lab.master_name,)),
+        topology_interval=0.5,
+        celery=CeleryOptions(canary_rate=4.0),
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        timeline = app.query_one(TimelinePanel)
+
+        async def shows(what: str, check: Callable[[str], bool], timeout: float = 60) -> str:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if check(timeline.text):
+                    return timeline.text
+                await pilot.pause(0.05)
+            raise AssertionError(f"the timeline never showed {what}:\n{timeline.text}")
+
+        worker = await asyncio.to_thread(start_worker, lab, profile="tuned")
+        await shows("a healthy cluster", lambda t: "healthy" in t)
+        old = lab.current_master()
+        worker.pause()  # nothing runs until it is back: the gap ticks meanwhile
+        try:
+            await asyncio.to_thread(lab.kill, old)
+            first = await shows("a ticking gap", lambda t: "and counting" in t)
+            await pilot.pause(1.5)
+            later = timeline.text
+            gaps = [float(g) for g in re.findall(r"gap (\d+\.\d)s and counting", first + later)]
+            assert len(gaps) == 2 and gaps[1] > gaps[0], (first, later)
+            # The phase bar: fault, detected, elected, switched, in order, the gap after.
+            bar = later.splitlines()[1]
+            assert re.fullmatch(r"F─*DE─*S░+", bar), bar
+            assert f"master {lab.current_master().address}" in screen_text(app)
+        finally:
+            worker.resume()
+        final = await shows(
+            "the final gap in the history", lambda t: bool(timeline.history_keys), timeout=120
+        )
+        report = app.monitor.incidents.reports()[-1]
+        assert report.gap_s is not None and report.closed is not None
+        assert f"{report.gap_s:.1f}s" in final
+        await pilot.press("q")
