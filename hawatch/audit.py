@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from hawatch.journal import state_dir
-from hawatch.settings import Secret, redact
+from hawatch.settings import Secret, Settings, redact
 
 __all__ = [
     "AUDIT_ENV",
     "AuditError",
     "append_failover",
+    "audit_failover",
     "audit_log_path",
     "failover_record",
 ]
@@ -151,3 +152,24 @@ def append_failover(
             "were written (is the disk full?)"
         )
     return target
+
+
+def audit_failover(
+    settings: Settings, *, master: str, sentinel: str, reply: str, accepted: bool
+) -> str | None:
+    """Append a failover request made with `settings`; the problem as a sentence, or None.
+
+    Blocking file I/O: call it off the event loop (``asyncio.to_thread``).
+    """
+    try:
+        append_failover(
+            master=master,
+            sentinel=sentinel,
+            reply=reply,
+            accepted=accepted,
+            redis_user=settings.username,
+            secrets=(settings.password, settings.node_password),
+        )
+    except AuditError as error:
+        return str(error)
+    return None

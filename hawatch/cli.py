@@ -700,12 +700,17 @@ def events(connection: dict[str, Any], celery: dict[str, Any], journal: str | No
             recording.close()
 
 
-_reserved(
-    "drill",
-    "Inject a fault, measure the gap, exit non-zero past an SLO",
-    "coming with headless drills",
-)
-_reserved("replay", "Play a recorded journal into the screen", "coming with the journal")
+def _drill_command() -> click.Command:
+    """`hawatch drill` (hawatch/drill.py), built on the options above."""
+    from hawatch.drill import command
+
+    return command()
+
+
+cli.add_command(_drill_command())
+from hawatch.replay import replay_command  # noqa: E402  (the command lives with the replay)
+
+cli.add_command(replay_command)
 _reserved("serve", "Serve the screen to a web browser", "coming with the web view")
 
 

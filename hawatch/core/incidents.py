@@ -17,11 +17,12 @@ time of its first evidence:
 - ``detected``: ``+odown`` on the master (absent for a forced failover).
 - ``elected``: ``+try-failover`` or ``+elected-leader``.
 - ``switched``: ``+switch-master`` (see "Several switches").
-- ``resumed``: the first task ``started`` or ``succeeded`` (a `TaskEvent`, or a
-  canary `ProbeResult`) with ``ts >= switched``; per worker too (the first per
-  hostname, for at most `MAX_WORKERS` workers). Work read via the old master
-  during the split brain counts: the workers did run it (what it wrote there is
-  counted in "results at risk").
+- ``resumed``: the first task ``started`` or ``succeeded`` (a `TaskEvent`; a
+  canary's round trip counts through its own task events) with ``ts >= switched``;
+  per worker too (the first per hostname, for at most `MAX_WORKERS` workers). Work
+  read via a former master during the split brain does not count: its results
+  are discarded when that node resyncs (it is counted in "results at risk"); the
+  application has resumed when work runs on the new master.
 - ``demoted``: the old master became a replica: ``+convert-to-slave`` or
   ``+role-change ... new reported role is slave`` about its address, or its own
   ``ROLE`` (`NodeObserved` with role ``slave``), at or after the switch away from it.

@@ -29,10 +29,11 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
-from hawatch.audit import AuditError, append_failover
+from hawatch.audit import audit_failover
 from hawatch.core.cluster import ClusterSnapshot, ClusterState
 from hawatch.core.events import FailoverRequested
 from hawatch.journal import Journal, state_dir
@@ -225,11 +226,14 @@ class HawatchApp(App[None]):
     def refresh_view(self) -> None:
         """Render one snapshot of the core into the widgets, changing only what changed."""
         snapshot = self.cluster_state.snapshot(self.monitor.clock())
-        with self.batch_update():
-            self._render_timeline(snapshot.now)
-            self._render_pending(snapshot.now)
-            self._render_masters(snapshot)
-            self._render_status(snapshot)
+        try:
+            with self.batch_update():
+                self._render_timeline(snapshot.now)
+                self._render_pending(snapshot.now)
+                self._render_masters(snapshot)
+                self._render_status(snapshot)
+        except NoMatches:
+            return  # a tick while the app is closing: its widgets are already gone
 
     def _render_masters(self, snapshot: ClusterSnapshot) -> None:
         container = self.query_one("#masters", VerticalScroll)
@@ -459,19 +463,14 @@ class HawatchApp(App[None]):
                 )
             )
         )
-        problem = None
-        try:
-            await asyncio.to_thread(
-                append_failover,
-                master=master,
-                sentinel=sentinel,
-                reply=outcome.reply,
-                accepted=outcome.accepted,
-                redis_user=self.settings.username,
-                secrets=(self.settings.password, self.settings.node_password),
-            )
-        except AuditError as error:
-            problem = str(error)
+        problem = await asyncio.to_thread(
+            audit_failover,
+            self.settings,
+            master=master,
+            sentinel=sentinel,
+            reply=outcome.reply,
+            accepted=outcome.accepted,
+        )
         self.post_message(FailoverAnswered(outcome, problem))
 
     def on_failover_answered(self, message: FailoverAnswered) -> None:

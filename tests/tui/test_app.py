@@ -673,6 +673,7 @@ async def test_every_event_is_journaled_and_a_failing_journal_is_a_warning(
         now = time.time()
         events = busy_cluster(now)
         feed(app, events)
+
         def recorded() -> list[Event]:
             lines = [line.event for line in read_journal(path) if line.event is not None]
             return [e for e in lines if not isinstance(e, IncidentUpdate)]
@@ -685,3 +686,26 @@ async def test_every_event_is_journaled_and_a_failing_journal_is_a_warning(
         feed(app, [SentinelReachable(ts=now, sentinel=A)])
         await wait_until(pilot, lambda: "the journal stopped" in status_text(app))
         assert app.is_running
+
+
+async def test_e_exports_the_incident_as_markdown_and_the_screen_as_svg(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    app = ScriptedApp(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("e")
+        await wait_until(pilot, lambda: "no incident yet" in app.notice_text)
+        now = time.time()
+        feed(app, busy_cluster(now))  # a failover's worth of Sentinel messages
+        await wait_until(pilot, lambda: bool(app.monitor.incidents.reports()))
+        await wait_until(pilot, lambda: "6379" in screen_text(app))
+        await pilot.press("e")
+        await wait_until(pilot, lambda: "incident written to" in app.notice_text)
+    exports = tmp_path / "hawatch" / "exports"
+    [markdown] = list(exports.glob("hawatch-mymaster-1-*.md"))
+    assert str(markdown) in app.notice_text
+    assert "mymaster" in markdown.read_text()
+    svgs = sorted(exports.glob("*.svg"))
+    assert len(svgs) == 2 and all(p.read_text().lstrip().startswith("<svg") for p in svgs)
+    assert "6379" in svgs[-1].read_text()  # the master panel is in the picture
