@@ -497,3 +497,28 @@ def test_ctrl_c_mid_drill_stops_everything(tmp_path: Path, cleanup: list[DrillPr
     assert "Traceback" not in drill.stderr and drill.stdout == ""
     assert not drill.left_running()
     assert not list(base.glob("hawatch-lab-*"))
+
+
+def test_a_journal_of_a_live_drill_replays_to_the_same_gap(
+    tmp_path: Path, cleanup: list[DrillProcess]
+) -> None:
+    journal = tmp_path / "drill.jsonl"
+    base = tmp_path / "drill"
+    args = [*LAB, "--scenario", "crash", "--profile", "tuned", "--json"]
+    status, drill = run_drill(cleanup, base, *args, "--dir", str(base), "--journal", str(journal))
+    assert status == 0, drill.stderr
+    live = json.loads(drill.stdout)
+    assert live["gap_s"] is not None and live["gap_s"] > 0
+    replay = subprocess.run(
+        [sys.executable, "-m", "hawatch", "replay", str(journal), "--report", "--json"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=120,
+    )
+    assert replay.returncode == 0, replay.stderr
+    [replayed] = [json.loads(line) for line in replay.stdout.splitlines() if line.strip()]
+    assert round(replayed["gap_s"], 3) == round(live["gap_s"], 3)
+    assert replayed["phases"]["switched"] == live["phases"]["switched"]
+    assert replayed["phases"]["resumed"] == live["phases"]["resumed"]
+    assert not drill.left_running()
