@@ -48,7 +48,7 @@ import os
 import time
 
 from celery.loaders.app import AppLoader
-from celery.signals import task_postrun, task_received
+from celery.signals import task_postrun, task_prerun, task_received
 
 _clients = {}
 
@@ -74,6 +74,10 @@ def _received(sender=None, request=None, **kwargs):
     _client().hset("via", request.id, json.dumps({"t": time.time(), "peer": peer}))
 
 
+def _started(task_id=None, task=None, **kwargs):
+    _client().rpush("started", json.dumps({"t": time.time(), "id": task_id}))
+
+
 def _completed(task_id=None, task=None, **kwargs):
     done = time.time()
     _client().rpush("done", json.dumps({"t": done, "id": task_id}))
@@ -83,6 +87,7 @@ class RecorderLoader(AppLoader):
     def on_worker_init(self):
         super().on_worker_init()
         task_received.connect(_received, weak=False)
+        task_prerun.connect(_started, weak=False)
         task_postrun.connect(_completed, weak=False)
 '''
 
@@ -131,10 +136,11 @@ class Recorder:
             RECORDER_ENV: f"redis://127.0.0.1:{self.port}/0",
         }
 
-    def completions(self) -> list[tuple[float, str | None]]:
-        """Every recorded completion, in order: (time, the node its message was read from)."""
+    def completions(self, key: str = "done") -> list[tuple[float, str | None]]:
+        """Every recorded completion (``started``: every start), in order: (time, the node
+        its message was read from)."""
         via = {key: json.loads(value)["peer"] for key, value in self.client.hgetall("via").items()}
-        done = [json.loads(item) for item in self.client.lrange("done", 0, -1)]
+        done = [json.loads(item) for item in self.client.lrange(key, 0, -1)]
         return sorted((item["t"], via.get(item["id"])) for item in done)
 
     def stop(self) -> None:
@@ -279,9 +285,13 @@ def assert_agrees(data: dict[str, Any], recorder: Recorder) -> float:
     The resume is the first task, after the switch, whose message the worker read from
     the new master: tasks read from the old master during a split brain ran, but their
     queue and results are discarded when it resyncs (they are the results at risk).
+    The resume is a task *started* or succeeded (DESIGN.md), so the recorder's start
+    times are the measure: a task's end can wait on its result write (a paused old
+    master holds the result backend's connection in a hang).
     """
     switched, resumed = data["phases"]["switched"], data["phases"]["resumed"]
-    done = recorder.completions()
+    assert recorder.completions(), "the recorder saw no task complete"
+    done = recorder.completions("started")
     assert done, "the recorder saw no task complete"
     assert all(peer is not None for _, peer in done), "the recorder could not tell the node"
     after = [t for t, peer in done if t >= switched and peer == data["new_master"]]

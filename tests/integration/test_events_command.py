@@ -162,9 +162,16 @@ def test_the_celery_side_arrives_as_json_lines(lab: LabCluster) -> None:
     start_worker(lab, profile="tuned")
     events = EventsProcess(lab, "--canary", "4", "--queue", "extra")
     try:
-        seen = events.until(
-            lambda obj: obj["type"] == "probe" and obj["phase"] == "succeeded", timeout=40
-        )
+        sent: set[str] = set()
+
+        def whole_round_trip(obj: dict[str, Any]) -> bool:
+            """A canary round trip whose task-sent was seen (the first canaries may have
+            been sent before the event receiver had subscribed)."""
+            if obj["type"] == "task" and obj["state"] == "sent":
+                sent.add(obj["uuid"])
+            return obj["type"] == "probe" and obj["phase"] == "succeeded" and obj["task_id"] in sent
+
+        seen = events.until(whole_round_trip, timeout=40)
         seen += events.until(lambda obj: obj["type"] == "queue" and obj["queue"] == "extra")
         by_type: dict[str, list[dict[str, Any]]] = {}
         for obj in seen:
@@ -173,7 +180,9 @@ def test_the_celery_side_arrives_as_json_lines(lab: LabCluster) -> None:
         up = [o for o in by_type["broker-up"] if o["source"] == "celery-events"]
         assert up and up[0]["address"] == str(lab.current_master().address)
         assert any(o["kind"] in ("online", "heartbeat") for o in by_type["worker"])
-        done = next(o for o in by_type["probe"] if o["phase"] == "succeeded")
+        done = next(
+            o for o in by_type["probe"] if o["phase"] == "succeeded" and o["task_id"] in sent
+        )
         assert done["ok"] is True and done["task_id"].startswith("hawatch-canary-")
         assert done["latency"] is not None and 0 <= done["latency"] < 10
         states = {o["state"] for o in by_type["task"] if o["uuid"] == done["task_id"]}

@@ -166,6 +166,9 @@ async def test_read_only_offers_no_failover_anywhere(lab: LabCluster, audit_log:
     app = HawatchApp(lab.settings(read_only=True), topology_interval=0.2)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: f"master {old.address}" in panel(app), 10, "the master")
+        await wait_until(
+            pilot, lambda: "q Quit" in screen_text(app).splitlines()[-1], 5, "the footer"
+        )
         footer = screen_text(app).splitlines()[-1]
         assert "q Quit" in footer and "Fail over" not in footer
         assert "f" not in app.screen.active_bindings
