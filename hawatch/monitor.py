@@ -151,16 +151,19 @@ class Monitor:
         updates = self.incidents.apply(event)
         if isinstance(event, QueueDepth):
             self.queues[event.queue] = event
-        elif self._old_listeners and isinstance(event, NodeObserved):
-            if event.role == "slave":
-                self._stop_old_listener(event.address)
-        elif self._old_listeners and isinstance(event, SentinelMessage):
-            if event.channel == "+convert-to-slave" and event.address is not None:
-                self._stop_old_listener(event.address)
+        elif isinstance(event, NodeObserved):
+            if self._old_listeners and event.role == "slave":
+                self._stop_old_listener(event.address)  # the former master is demoted
         elif isinstance(event, MasterObserved | SentinelMessage):
             self._check_switch()
             if isinstance(event, MasterObserved):
                 self._masters_known.set()
+            elif (
+                self._old_listeners
+                and event.channel == "+convert-to-slave"
+                and event.address is not None
+            ):
+                self._stop_old_listener(event.address)
         if self.journal is not None:
             self._journal(event)
         if self._emit is not None:
