@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import DataTable, Static
 
 from hawatch.core.events import QueueDepth
 from hawatch.core.tasks import BlindWindow, PendingTask, TasksSnapshot, WorkerView
 from hawatch.views.panel import format_clock, format_duration
+from hawatch.views.parts import KeyedRows, Line, ReadOnlyTable
 
 __all__ = [
     "CANARY_PREFIX",
@@ -323,100 +323,11 @@ def worker_cells(worker: WorkerView) -> tuple[str, ...]:
 # -- widgets -----------------------------------------------------------------------------
 
 
-class _Line(Static):
-    """One part of the panel; redrawn only when its text changes, hidden when empty."""
-
-    def __init__(self, classes: str) -> None:
-        super().__init__("", markup=False, classes=classes)
-        self.shown = ""
-        self.display = False
-
-    def show(self, text: str) -> None:
-        if text == self.shown:
-            return
-        self.shown = text
-        self.update(text)
-        self.display = bool(text)
-
-
-class _Table(DataTable[Text], can_focus=False):
-    """A read-only table (no cursor, no focus: Tab stays with the master panels)."""
-
-
 def _cell(column: str, value: str) -> Text:
     """A cell as literal text (task names may hold ``[``); LOST and OFFLINE stand out."""
     if (column == "flag" and value == "LOST") or (column == "status" and value != "online"):
         return Text(value, style="bold reverse", end="")
     return Text(value, end="")
-
-
-class _KeyedRows:
-    """A `DataTable` kept equal to a list of keyed rows, changing only what changed.
-
-    See the module docstring for when it rebuilds instead.
-    """
-
-    def __init__(self, table: _Table, columns: tuple[tuple[str, str], ...]) -> None:
-        self.table = table
-        self.columns = tuple(key for key, _ in columns)
-        self.headers = tuple(header for _, header in columns)
-        self.shown: dict[str, tuple[str, ...]] = {}
-        """Row key → its cells, in the order shown."""
-        self.rebuilds = 0
-        """How many times the table was cleared and refilled (for tests and profiling)."""
-
-    def sync(self, rows: list[tuple[str, tuple[str, ...]]]) -> None:
-        """Make the table show `rows` (key, cells), in that order."""
-        table = self.table
-        if not table.columns:
-            for key, header in zip(self.columns, self.headers, strict=True):
-                table.add_column(header, key=key)
-        shown = self.shown
-        wanted = dict(rows)
-        kept = [key for key in shown if key in wanted]
-        stale = len(shown) - len(kept)
-        order = [key for key, _ in rows]
-        if order[: len(kept)] != kept or (stale > 1 and 2 * stale > len(shown)):
-            self._rebuild(rows)
-            return
-        for key in [key for key in shown if key not in wanted]:
-            table.remove_row(key)
-            del shown[key]
-        for key, cells in rows:
-            before = shown.get(key)
-            if before is None:
-                self._add(key, cells)
-            elif before != cells:
-                for column, old, new in zip(self.columns, before, cells, strict=True):
-                    if old != new:
-                        table.update_cell(key, column, _cell(column, new), update_width=True)
-            else:
-                continue
-            shown[key] = cells
-
-    def _rebuild(self, rows: list[tuple[str, tuple[str, ...]]]) -> None:
-        self.rebuilds += 1
-        self.table.clear()
-        self.shown = {}
-        for key, cells in rows:
-            self._add(key, cells)
-            self.shown[key] = cells
-
-    def _add(self, key: str, cells: tuple[str, ...]) -> None:
-        """Add a row at the bottom."""
-        values = (_cell(column, value) for column, value in zip(self.columns, cells, strict=True))
-        self.table.add_row(*values, key=key)
-
-    def lines(self) -> list[str]:
-        """The table as plain text: the header, then one line per row."""
-        if not self.shown:
-            return []
-        rows = [self.headers, *self.shown.values()]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(self.headers))]
-        return [
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-            for row in rows
-        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,20 +352,20 @@ class PendingPanel(Vertical):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.border_title = "pending"
-        self._summary = _Line("summary")
-        self._broker = _Line("broker")
-        self._warnings = _Line("warnings")
-        self._empty = _Line("empty")
-        self._tasks_table = _Table(
+        self._summary = Line("summary")
+        self._broker = Line("broker")
+        self._warnings = Line("warnings")
+        self._empty = Line("empty")
+        self._tasks_table = ReadOnlyTable(
             show_cursor=False, cursor_type="none", zebra_stripes=False, classes="tasks"
         )
-        self._more = _Line("more")
-        self._workers_table = _Table(
+        self._more = Line("more")
+        self._workers_table = ReadOnlyTable(
             show_cursor=False, cursor_type="none", zebra_stripes=False, classes="workers"
         )
-        self._more_workers = _Line("more-workers")
-        self._tasks = _KeyedRows(self._tasks_table, TASK_COLUMNS)
-        self._workers = _KeyedRows(self._workers_table, WORKER_COLUMNS)
+        self._more_workers = Line("more-workers")
+        self._tasks = KeyedRows(self._tasks_table, TASK_COLUMNS, _cell)
+        self._workers = KeyedRows(self._workers_table, WORKER_COLUMNS, _cell)
         self._tasks_table.display = False
         self._workers_table.display = False
         self._shown = _Shown()
@@ -554,6 +465,6 @@ class PendingPanel(Vertical):
         return "\n".join(part for part in parts if part)
 
 
-def _set_display(widget: _Table, display: bool) -> None:
+def _set_display(widget: ReadOnlyTable, display: bool) -> None:
     if widget.display != display:
         widget.display = display

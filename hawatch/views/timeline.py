@@ -41,10 +41,11 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Digits, Static
+from textual.widgets import Digits
 
 from hawatch.core.incidents import IncidentReport, IncidentsSnapshot
 from hawatch.views.panel import format_clock, format_duration
+from hawatch.views.parts import KeyedRows, Line, ReadOnlyTable
 
 __all__ = [
     "BLOCKS",
@@ -530,94 +531,11 @@ def history_rows(history: Sequence[IncidentReport]) -> list[tuple[str, tuple[str
 # -- widgets -----------------------------------------------------------------------------
 
 
-class _Line(Static):
-    """One part of the panel; redrawn only when its text changes, hidden when empty."""
-
-    def __init__(self, classes: str) -> None:
-        super().__init__("", markup=False, classes=classes)
-        self.shown = ""
-        self.display = False
-
-    def show(self, text: str | Text) -> None:
-        plain = text.plain if isinstance(text, Text) else text
-        if plain == self.shown:
-            return
-        self.shown = plain
-        self.update(text)
-        self.display = bool(plain)
-
-
-class _Table(DataTable[Text], can_focus=False):
-    """A read-only table (no cursor, no focus: Tab stays with the master panels)."""
-
-
 def _cell(column: str, value: str) -> Text:
     """A cell as literal text; lost tasks stand out (the number says it without colour)."""
     if column == "lost" and value not in (_NONE, "0"):
         return Text(value, style="bold reverse", end="")
     return Text(value, end="")
-
-
-class _HistoryRows:
-    """The history `DataTable` kept equal to a list of keyed rows, changing only what
-    changed: rows that left are removed, new ones added at the bottom, changed cells
-    rewritten. Rebuilt only when the rows kept would change order."""
-
-    def __init__(self, table: _Table) -> None:
-        self.table = table
-        self.columns = tuple(key for key, _ in HISTORY_COLUMNS)
-        self.headers = tuple(header for _, header in HISTORY_COLUMNS)
-        self.shown: dict[str, tuple[str, ...]] = {}
-        self.rebuilds = 0
-
-    def sync(self, rows: list[tuple[str, tuple[str, ...]]]) -> None:
-        table = self.table
-        if not table.columns:
-            for key, header in zip(self.columns, self.headers, strict=True):
-                table.add_column(header, key=key)
-        shown = self.shown
-        wanted = dict(rows)
-        kept = [key for key in shown if key in wanted]
-        if [key for key, _ in rows][: len(kept)] != kept:
-            self._rebuild(rows)
-            return
-        for key in [key for key in shown if key not in wanted]:
-            table.remove_row(key)
-            del shown[key]
-        for key, cells in rows:
-            before = shown.get(key)
-            if before is None:
-                self._add(key, cells)
-            elif before != cells:
-                for column, old, new in zip(self.columns, before, cells, strict=True):
-                    if old != new:
-                        table.update_cell(key, column, _cell(column, new), update_width=True)
-            else:
-                continue
-            shown[key] = cells
-
-    def _rebuild(self, rows: list[tuple[str, tuple[str, ...]]]) -> None:
-        self.rebuilds += 1
-        self.table.clear()
-        self.shown = {}
-        for key, cells in rows:
-            self._add(key, cells)
-            self.shown[key] = cells
-
-    def _add(self, key: str, cells: tuple[str, ...]) -> None:
-        values = (_cell(column, value) for column, value in zip(self.columns, cells, strict=True))
-        self.table.add_row(*values, key=key)
-
-    def lines(self) -> list[str]:
-        """The table as plain text: the header, then one line per row."""
-        if not self.shown:
-            return []
-        rows = [self.headers, *self.shown.values()]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(self.headers))]
-        return [
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-            for row in rows
-        ]
 
 
 class TimelinePanel(Vertical):
@@ -632,17 +550,17 @@ class TimelinePanel(Vertical):
         self.border_title = "timeline"
         self._figure = Digits("", classes="figure")
         self._figure.display = False
-        self._headline = _Line("headline")
-        self._bar = _Line("bar")
-        self._legend = _Line("legend")
-        self._note = _Line("note")
-        self._spark = _Line("spark")
-        self._healthy = _Line("healthy")
-        self._table = _Table(
+        self._headline = Line("headline")
+        self._bar = Line("bar")
+        self._legend = Line("legend")
+        self._note = Line("note")
+        self._spark = Line("spark")
+        self._healthy = Line("healthy")
+        self._table = ReadOnlyTable(
             show_cursor=False, cursor_type="none", zebra_stripes=False, classes="history"
         )
         self._table.display = False
-        self._rows = _HistoryRows(self._table)
+        self._rows = KeyedRows(self._table, HISTORY_COLUMNS, _cell, bulk_clear=False)
 
     def compose(self) -> ComposeResult:
         """The parts in order of importance: the gap and the phases first."""
