@@ -41,7 +41,7 @@ from hawatch.core.events import (
     SentinelMessage,
     SessionStarted,
 )
-from hawatch.core.incidents import IncidentModel
+from hawatch.core.incidents import IncidentModel, IncidentsSnapshot
 from hawatch.core.tasks import TaskTracker
 from hawatch.settings import Settings
 
@@ -238,16 +238,19 @@ class Monitor:
             thread.start()
             self._stopping_threads.append(thread)
 
-    def tasks_fault_at(self) -> float | None:
+    def tasks_fault_at(self, incidents: IncidentsSnapshot | None = None) -> float | None:
         """When the current incident began, for marking the tasks pending since before it.
 
         The fault of the broker's master's open incident, else its last switch: the
-        tasks pending then are the ones a failover loses or delays.
+        tasks pending then are the ones a failover loses or delays. `incidents`: a
+        snapshot the caller already took (else one is taken now).
         """
         master = self.celery_master
         if master is None:
             return None
-        incident = self.incidents.snapshot(self.clock()).for_master(master)
+        if incidents is None:
+            incidents = self.incidents.snapshot(self.clock())
+        incident = incidents.for_master(master)
         if incident is not None and incident.fault is not None:
             return incident.fault
         return self.cluster.switched_at(master)
@@ -281,18 +284,18 @@ class Monitor:
         self._check_switch()
 
     def _check_switch(self) -> None:
-        """Tell the tracker when the broker's master switched (for lost tasks)."""
+        """Tell the tracker (lost tasks) and the event receiver when the broker's master
+        switched, and listen on the former master until it is demoted."""
         master = self.celery_master
         if master is None:
             return
         switched = self.cluster.switched_at(master)
+        address = self.cluster.master_address(master)
         if switched is not None and switched != self._switch_seen:
             self._switch_seen = switched
             self.tasks.note_switch(switched)
-            address = self.cluster.master_address(master)
             if self._source is not None and address is not None:
                 self._source.master_moved(address)
-        address = self.cluster.master_address(master)
         if address is not None and address != self._broker_address:
             former, self._broker_address = self._broker_address, address
             if former is not None and self._source is not None:

@@ -36,6 +36,7 @@ from textual.worker import Worker, WorkerState
 from hawatch.audit import audit_failover
 from hawatch.core.cluster import ClusterSnapshot, ClusterState
 from hawatch.core.events import FailoverRequested
+from hawatch.core.incidents import IncidentsSnapshot
 from hawatch.journal import Journal, state_dir
 from hawatch.monitor import CeleryOptions, Monitor
 from hawatch.settings import Settings
@@ -226,10 +227,11 @@ class HawatchApp(App[None]):
     def refresh_view(self) -> None:
         """Render one snapshot of the core into the widgets, changing only what changed."""
         snapshot = self.cluster_state.snapshot(self.monitor.clock())
+        incidents = self.monitor.incidents.snapshot(snapshot.now)
         try:
             with self.batch_update():
-                self._render_timeline(snapshot.now)
-                self._render_pending(snapshot.now)
+                self._render_timeline(incidents)
+                self._render_pending(incidents)
                 self._render_masters(snapshot)
                 self._render_status(snapshot)
         except NoMatches:
@@ -277,24 +279,25 @@ class HawatchApp(App[None]):
         for name, panel in self._panels.items():
             panel.show(texts[name], events=events)
 
-    def _render_timeline(self, now: float) -> None:
+    def _render_timeline(self, incidents: IncidentsSnapshot) -> None:
         """The gap: compact (two lines, no border) below `FULL_TIMELINE_HEIGHT` rows."""
         monitor = self.monitor
+        now = incidents.now
         compact = self.size.height < FULL_TIMELINE_HEIGHT
         panel = self.query_one(TimelinePanel)
         panel.set_class(compact, "compact")
         started = monitor.tasks.started_history(now, 180) if monitor.celery.enabled else ()
-        incidents = monitor.incidents.snapshot(now)
         # Compact: the last incident's row once it closed, none while one is open.
         rows = (1 if incidents.history and not incidents.open else 0) if compact else None
         panel.show(incidents, started, now, compact=compact, rows=rows)
 
-    def _render_pending(self, now: float) -> None:
+    def _render_pending(self, incidents: IncidentsSnapshot) -> None:
         """The PENDING panel: more task rows, and the workers, on taller terminals."""
         if not self.monitor.celery.enabled:
             return
         monitor = self.monitor
-        tasks = monitor.tasks.snapshot(now, fault_at=monitor.tasks_fault_at(), limit=MAX_TASK_ROWS)
+        fault_at = monitor.tasks_fault_at(incidents)
+        tasks = monitor.tasks.snapshot(incidents.now, fault_at=fault_at, limit=MAX_TASK_ROWS)
         spare = max(0, self.size.height - 24)
         rows = min(MAX_TASK_ROWS, 3 + spare // 2)
         worker_rows = min(MAX_WORKER_ROWS, spare // 4)
