@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from hawatch.journal import Journal
     from hawatch.lab import LabCluster, LabConfig
     from hawatch.monitor import CeleryOptions, Monitor
+    from hawatch.views.options import ScreenOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -279,6 +280,85 @@ def journal_option(*, default_on: bool) -> Callable[[F], F]:
     return decorate
 
 
+SCREEN_FLAGS = ("theme", "bell", "refresh", "allow_failover")
+"""The arguments that `screen_options` adds as flags."""
+
+THEMES = ("default", "ansi")
+"""``--theme`` values: Textual's own colours, or only the terminal's 16 ANSI colours."""
+
+
+def screen_options(func: F) -> F:
+    """How the screen looks and behaves, shared by `watch` and `demo`.
+
+    The command receives them together as one `screen` mapping, for `_screen_options`.
+    """
+
+    @functools.wraps(func)
+    def with_screen(*args: Any, **kwargs: Any) -> Any:
+        screen = {name: kwargs.pop(name) for name in SCREEN_FLAGS}
+        return func(*args, screen=screen, **kwargs)
+
+    options = [
+        click.option(
+            "--theme",
+            type=click.Choice(THEMES),
+            default=None,
+            help="Colours: default, or ansi (only the terminal's 16 colours). "
+            "Default: $HAWATCH_THEME, else default. NO_COLOR turns colour off in either.",
+        ),
+        click.option(
+            "--bell/--no-bell",
+            "bell",
+            default=True,
+            show_default=True,
+            help="Ring the terminal bell on a switch, a resume, sentinel disagreement "
+            "and a sentinel becoming unreachable (a notification is shown either way).",
+        ),
+        click.option(
+            "--refresh",
+            type=click.FloatRange(0.1, 10),
+            default=None,
+            metavar="SECONDS",
+            help="Redraw the screen at most once per SECONDS, for slow links (default 0.25).",
+        ),
+        click.option(
+            "--no-failover",
+            "allow_failover",
+            flag_value=False,
+            default=True,
+            help="Hide the failover key (the web view's default). --read-only implies it.",
+        ),
+    ]
+    decorated: Any = with_screen
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated
+
+
+def _screen_options(screen: dict[str, Any]) -> ScreenOptions:
+    """The screen's options; ``--refresh`` also caps Textual's own frame rate."""
+    import math
+    import os
+
+    from hawatch.views.options import DEFAULT_REFRESH, ScreenOptions
+
+    theme = screen["theme"] or os.environ.get("HAWATCH_THEME", "").strip().lower() or "default"
+    if theme not in THEMES:
+        raise click.UsageError(
+            f"HAWATCH_THEME={theme!r} is not a theme; use one of {', '.join(THEMES)}"
+        )
+    refresh = screen["refresh"]
+    if refresh is not None:
+        # Textual reads its frame cap once, when it is first imported (not yet here).
+        os.environ["TEXTUAL_FPS"] = str(max(1, math.ceil(1 / refresh)))
+    return ScreenOptions(
+        theme=theme,
+        bell=screen["bell"],
+        refresh=refresh if refresh is not None else DEFAULT_REFRESH,
+        allow_failover=screen["allow_failover"],
+    )
+
+
 def _open_journal(
     settings: Settings, path: str | None, *, default_on: bool, off: bool = False
 ) -> Journal | None:
@@ -302,6 +382,7 @@ def _open_journal(
 @connection_options
 @celery_options()
 @journal_option(default_on=True)
+@screen_options
 @click.option(
     "--read-only",
     "read_only",
@@ -315,15 +396,23 @@ def watch(
     read_only: bool | None,
     journal: str | None,
     no_journal: bool,
+    screen: dict[str, Any],
 ) -> None:
     """Open the live screen on a Sentinel deployment (the default command)."""
     settings = load_settings(**connection, read_only=read_only)
     options = _celery_options(settings, celery)
+    look = _screen_options(screen)
     recording = _open_journal(settings, journal, default_on=True, off=no_journal)
     from hawatch.views.app import HawatchApp
 
     try:
-        HawatchApp(settings, subtitle=settings.describe(), celery=options, journal=recording).run()
+        HawatchApp(
+            settings,
+            subtitle=settings.describe(),
+            celery=options,
+            journal=recording,
+            screen=look,
+        ).run()
     finally:
         if recording is not None:
             recording.close()
@@ -509,12 +598,14 @@ def _print_lab(cluster: LabCluster) -> None:
     help="Canary tasks (celery.accumulate) per second, to see when tasks run again.",
 )
 @journal_option(default_on=True)
+@screen_options
 def demo(
     load_rate: float,
     canary_rate: float,
     profile: str,
     journal: str | None,
     no_journal: bool,
+    screen: dict[str, Any],
     **kw: Any,
 ) -> None:
     """Start a local cluster, a Celery worker and a load generator, then the screen.
@@ -526,6 +617,7 @@ def demo(
     from hawatch.views.app import HawatchApp
 
     config = _lab_config(**kw)
+    look = _screen_options(screen)
     _say("starting a Sentinel cluster on loopback ports ...")
     with signals_raise_interrupt():
         cluster = LabCluster(config).start()
@@ -543,6 +635,7 @@ def demo(
                 subtitle=f"demo: {cluster.master_name} via sentinels {addresses}",
                 celery=CeleryOptions(canary_rate=canary_rate),
                 journal=recording,
+                screen=look,
             ).run()
         finally:
             if recording is not None:

@@ -43,6 +43,7 @@ from hawatch.settings import Settings
 from hawatch.views.confirm import ConfirmFailover
 from hawatch.views.failover import FAILOVER_TIMEOUT, ask_failover, choose_sentinel
 from hawatch.views.messages import EventArrived, FailoverAnswered
+from hawatch.views.options import THEME_NAMES, ScreenOptions
 from hawatch.views.panel import (
     MIN_EVENTS,
     MasterPanel,
@@ -125,9 +126,13 @@ class HawatchApp(App[None]):
         topology_interval: float = 2.0,
         celery: CeleryOptions | None = None,
         journal: Journal | None = None,
+        screen: ScreenOptions | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
+        self.options = screen or ScreenOptions()
+        """Theme, bell, refresh period and whether the failover action is offered."""
+        self.theme = THEME_NAMES[self.options.theme]
         self.topology_interval = topology_interval
         self.monitor = Monitor(
             settings, celery=celery, topology_interval=topology_interval, journal=journal
@@ -170,7 +175,7 @@ class HawatchApp(App[None]):
             self._notice(f"recording every event to {self.monitor.journal.path}")
         self.poll_sentinels()
         self.refresh_view()
-        self.set_interval(RENDER_INTERVAL, self.refresh_view)
+        self.set_interval(self.options.refresh, self.refresh_view)
 
     def _exit_on_hangup(self) -> None:
         """Quit cleanly on SIGTERM or SIGHUP (an SSH session that died), like on `q`.
@@ -393,8 +398,13 @@ class HawatchApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Remove the failover action entirely in read-only mode (key, footer, key panel)."""
         if action == "failover":
-            return not self.settings.read_only
+            return self.failover_allowed
         return True
+
+    @property
+    def failover_allowed(self) -> bool:
+        """Whether the failover action exists at all: never read-only, never when hidden."""
+        return self.options.allow_failover and not self.settings.read_only
 
     def selected_master(self) -> str | None:
         """The master the failover key acts on: the panel in focus, else the first one."""
@@ -408,7 +418,7 @@ class HawatchApp(App[None]):
 
     def action_failover(self) -> None:
         """Ask (with a modal that defaults to Cancel) before failing the master over."""
-        if self.settings.read_only:
+        if not self.failover_allowed:
             return  # gated in check_action too; never reachable through any other path
         if self._failover_pending is not None:
             self._notice(
@@ -437,7 +447,7 @@ class HawatchApp(App[None]):
         address = view.address
 
         def answered(confirmed: bool | None) -> None:
-            if confirmed and not self.settings.read_only:
+            if confirmed and self.failover_allowed:
                 self._failover_pending = sentinel
                 self._notice(f"asking sentinel {sentinel} to fail over {name} …")
                 self.request_failover(name, sentinel)
@@ -452,7 +462,7 @@ class HawatchApp(App[None]):
     )
     async def request_failover(self, master: str, sentinel: str) -> None:
         """Send ``SENTINEL FAILOVER`` to one sentinel, record it, and post the answer."""
-        if self.settings.read_only:
+        if not self.failover_allowed:
             return
         outcome = await ask_failover(self.settings, master, sentinel, timeout=FAILOVER_TIMEOUT)
         self.post_message(
