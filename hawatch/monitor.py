@@ -238,6 +238,12 @@ class Monitor:
             thread.start()
             self._stopping_threads.append(thread)
 
+    def problems(self, now: float | None = None) -> list[str]:
+        """What the operator must know is wrong with hawatch's own view, most serious
+        first: one sentence each, saying what to do. The screen shows them on its
+        status line; `now` is the time they are judged at (default: `clock`)."""
+        return [problem for problem in (self.journal_problem, self.celery_problem) if problem]
+
     def tasks_fault_at(self, incidents: IncidentsSnapshot | None = None) -> float | None:
         """When the current incident began, for marking the tasks pending since before it.
 

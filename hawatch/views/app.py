@@ -313,9 +313,9 @@ class HawatchApp(App[None]):
     def _render_status(self, snapshot: ClusterSnapshot) -> None:
         status = self.query_one("#status", Static)
         text = status_line(snapshot, len(self.settings.sentinels))
-        for problem in (self.monitor.journal_problem, self.monitor.celery_problem):
-            if problem:
-                text = f"WARNING: {problem}. {text}"
+        problems = self.monitor.problems(snapshot.now)
+        for problem in reversed(problems):
+            text = f"WARNING: {problem.rstrip('.')}. {text}"
         if self.settings.read_only:
             text += " · read-only: failover disabled"
         if self._watcher_failure:
@@ -327,8 +327,7 @@ class HawatchApp(App[None]):
             bool(
                 snapshot.unreachable
                 or self._watcher_failure
-                or self.monitor.celery_problem
-                or self.monitor.journal_problem
+                or problems
             ),
             "warning",
         )
