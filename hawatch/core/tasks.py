@@ -108,7 +108,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -293,6 +293,19 @@ class TasksSnapshot:
     """At most `limit` of them, oldest first."""
     lost_after: float
     """Seconds after `resumed_at` before a task can be lost."""
+
+
+def _matcher(text: str | None) -> Callable[[_Task], bool] | None:
+    """A test of whether a task's id, name, queue, state or worker contains `text`."""
+    needle = (text or "").strip().lower()
+    if not needle:
+        return None
+
+    def wanted(task: _Task) -> bool:
+        fields = (task.uuid, task.name, task.queue, task.state, task.worker)
+        return any(needle in field.lower() for field in fields if field)
+
+    return wanted
 
 
 class _Task:
@@ -809,7 +822,12 @@ class TaskTracker:
         return self._tracked()
 
     def snapshot(
-        self, now: float, *, limit: int = 50, fault_at: float | None = None
+        self,
+        now: float,
+        *,
+        limit: int = 50,
+        fault_at: float | None = None,
+        match: str | None = None,
     ) -> TasksSnapshot:
         """The tracker at `now`: counts, the `limit` oldest pending tasks, workers, rates.
 
@@ -830,8 +848,13 @@ class TaskTracker:
         leaves the list at once (O(1), as the event arrives); a task that becomes lost
         between two walks (a later task of its queue just overtook it) is found by the
         next one, at most one second of `now` later.
+
+        `match`: list only the pending (and lost) tasks whose id, name, queue, state or
+        worker contains it, ignoring case (the operator's filter); the counts are
+        unchanged. A filter that matches few tasks walks every pending one: O(pending).
         """
         pending_tier = self._tiers[_PENDING]
+        wanted = _matcher(match)
         self._update_lost(now)
         lost = self._lost
         at_fault: int | None = None
@@ -848,12 +871,14 @@ class TaskTracker:
         for task in pending_tier.values():
             if len(oldest) >= limit:
                 break  # in arrival order: the rest became pending later
-            oldest.append(self._pending_view(task, now, fault_at, task.uuid in lost))
+            if wanted is None or wanted(task):
+                oldest.append(self._pending_view(task, now, fault_at, task.uuid in lost))
         lost_tasks: list[PendingTask] = []
         for task in lost.values():
             if len(lost_tasks) >= limit:
                 break  # in pending order: the rest became pending later
-            lost_tasks.append(self._pending_view(task, now, fault_at, True))
+            if wanted is None or wanted(task):
+                lost_tasks.append(self._pending_view(task, now, fault_at, True))
         if fault_at is not None:
             # Timestamps that went backwards may leave a marked task behind a later
             # one; the marked ones still come first.

@@ -1078,3 +1078,22 @@ def test_started_history_is_a_fixed_ring_of_the_last_minutes() -> None:
         *(task(10.0 + s, "started", f"x{s}") for s in range(10) if not 3 <= s < 8),
     )
     assert holed.started_history(19.5, seconds=10) == (1, 1, 1, 0, 0, 0, 0, 0, 1, 1)
+
+
+def test_a_filter_lists_only_matching_pending_tasks_and_keeps_the_counts() -> None:
+    tracker = TaskTracker()
+    for n, (name, queue) in enumerate(
+        [("shop.checkout", "celery"), ("mail.send", "mail"), ("shop.refund", "celery")]
+    ):
+        tracker.apply(
+            TaskEvent(ts=1000.0 + n, state="sent", uuid=f"id-{n}", name=name, queue=queue)
+        )
+    everything = tracker.snapshot(1000.0 + 10)
+    assert [task.uuid for task in everything.oldest_pending] == ["id-0", "id-1", "id-2"]
+    shop = tracker.snapshot(1000.0 + 10, match="SHOP")
+    assert [task.uuid for task in shop.oldest_pending] == ["id-0", "id-2"]
+    assert shop.pending == 3  # the counts stay the whole truth
+    assert [t.uuid for t in tracker.snapshot(1000.0 + 10, match="mail").oldest_pending] == ["id-1"]
+    assert [t.uuid for t in tracker.snapshot(1000.0 + 10, match="id-2").oldest_pending] == ["id-2"]
+    assert tracker.snapshot(1000.0 + 10, match="nothing-like-it").oldest_pending == ()
+    assert len(tracker.snapshot(1000.0 + 10, match="  ").oldest_pending) == 3
