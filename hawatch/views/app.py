@@ -20,20 +20,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import os
 import signal
+import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath
 from typing import ClassVar
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
 from hawatch.audit import audit_failover
+from hawatch.core.attention import Attention
 from hawatch.core.cluster import ClusterSnapshot, ClusterState
 from hawatch.core.events import FailoverRequested
 from hawatch.core.incidents import IncidentsSnapshot
@@ -41,12 +48,14 @@ from hawatch.journal import Journal, state_dir
 from hawatch.monitor import CeleryOptions, Monitor
 from hawatch.settings import Settings
 from hawatch.views.confirm import ConfirmFailover
+from hawatch.views.dialogs import FilterPrompt, HelpScreen, KeyHelp, key_name
 from hawatch.views.failover import FAILOVER_TIMEOUT, ask_failover, choose_sentinel
 from hawatch.views.messages import EventArrived, FailoverAnswered
 from hawatch.views.options import THEME_NAMES, ScreenOptions
 from hawatch.views.panel import (
     MIN_EVENTS,
     MasterPanel,
+    MastersList,
     format_clock,
     format_duration,
     panel_text,
@@ -74,6 +83,27 @@ FULL_TIMELINE_HEIGHT = 40
 MAX_TASK_ROWS = 30
 """The most pending tasks the PENDING panel lists (the counts are always exact)."""
 MAX_WORKER_ROWS = 10
+TERMINAL_CHECK = 2.0
+"""Seconds between two checks that the terminal is still there (an SSH session that
+died without a hang-up signal reaching hawatch)."""
+NOTIFY_SECONDS = 10
+"""How long a notification stays on screen."""
+ZOOMS = ("masters", "timeline", "pending")
+"""What ``z`` can give the whole screen to, in the order it cycles through them."""
+
+KEY_WORDS = {
+    "quit": "leave at once; stops the sources, not the cluster",
+    "failover": "ask one sentinel to fail the chosen master over",
+    "help": "this list",
+    "next_master": "choose the next master (failover and export act on it)",
+    "filter": "list only the pending tasks that contain some text",
+    "zoom": "whole screen to masters, timeline, pending, or none",
+    "toggle_timeline": "hide or show the timeline",
+    "toggle_pending": "hide or show the pending tasks",
+    "clear_history": "clear past events and incidents; the journal keeps them",
+    "export": "write the incident (Markdown) and the screen (SVG)",
+}
+"""Longer words for each action in the help screen."""
 
 
 def export_dir() -> Path:
@@ -115,8 +145,16 @@ class HawatchApp(App[None]):
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("f", "failover", "Fail over"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("m", "next_master", "Master"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("z", "zoom", "Zoom"),
+        Binding("t", "toggle_timeline", "Timeline", show=False),
+        Binding("p", "toggle_pending", "Pending", show=False),
+        Binding("c", "clear_history", "Clear", show=False),
         Binding("e", "export", "Export"),
     ]
+    COMMAND_PALETTE_BINDING = "ctrl+p"
 
     def __init__(
         self,
@@ -144,6 +182,18 @@ class HawatchApp(App[None]):
         self._notice_text = ""
         self._failover_pending: str | None = None
         """The sentinel a failover request is on its way to, while it is."""
+        self._chosen: str | None = None
+        """The master the operator chose (``m``, the palette, a click); None: the first."""
+        self.zoomed: str | None = None
+        """The part given the whole screen (one of `ZOOMS`), if any."""
+        self.hidden: set[str] = set()
+        """The parts the operator hid (``timeline``, ``pending``)."""
+        self.task_filter = ""
+        """The text the listed pending tasks must contain (empty: all)."""
+        self.cleared_at: float | None = None
+        """Events and incidents up to this time are cleared from the screen (``c``)."""
+        self._attention = Attention()
+        self._masters_list_names: tuple[str, ...] = ()
         self.sub_title = subtitle if subtitle is not None else self._default_subtitle()
 
     def _default_subtitle(self) -> str:
@@ -160,16 +210,19 @@ class HawatchApp(App[None]):
         masters.border_title = "masters"
         with masters:
             yield Static(WAITING, id="waiting", markup=False)
+            yield MastersList(id="masters-list")
         yield TimelinePanel(id="timeline")
         yield PendingPanel(id="pending")
         yield Static("", id="notice", markup=False)
         yield Static("", id="status", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Start watching the sentinels and rendering snapshots."""
         self._exit_on_hangup()
+        self._watch_terminal()
         self.query_one("#notice", Static).display = False
+        self.query_one(MastersList).display = False
         self.query_one(PendingPanel).display = self.monitor.celery.enabled
         if self.monitor.journal is not None:
             self._notice(f"recording every event to {self.monitor.journal.path}")
@@ -187,6 +240,29 @@ class HawatchApp(App[None]):
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.exit)
+
+    def _watch_terminal(self) -> None:
+        """Exit within `TERMINAL_CHECK` seconds once the terminal is gone.
+
+        A dead SSH session usually sends a hang-up (handled above), but not always (a
+        ``nohup``, a multiplexer that ignores it): the terminal then stops being one.
+        Only a real terminal is watched: tests and the web view have none.
+        """
+        if self.is_headless:
+            return
+        stream = sys.__stdin__
+        try:
+            fd = stream.fileno() if stream is not None else -1
+        except (OSError, ValueError):
+            return
+        if fd < 0 or not os.isatty(fd):
+            return
+
+        def check() -> None:
+            if not os.isatty(fd):
+                self.exit(return_code=129, message="the terminal went away; hawatch stopped.")
+
+        self.set_interval(TERMINAL_CHECK, check, name="terminal check")
 
     # -- the source ---------------------------------------------------------------------
 
@@ -233,19 +309,75 @@ class HawatchApp(App[None]):
         """Render one snapshot of the core into the widgets, changing only what changed."""
         snapshot = self.cluster_state.snapshot(self.monitor.clock())
         incidents = self.monitor.incidents.snapshot(snapshot.now)
+        notices = self._attention.notices(snapshot, incidents)
+        if self.cleared_at is not None:
+            snapshot, incidents = self._without_cleared(snapshot, incidents)
         try:
             with self.batch_update():
+                self._layout()
                 self._render_timeline(incidents)
                 self._render_pending(incidents)
                 self._render_masters(snapshot)
                 self._render_status(snapshot)
         except NoMatches:
             return  # a tick while the app is closing: its widgets are already gone
+        for notice in notices:
+            self.notify(
+                notice.message,
+                title=notice.title,
+                severity="information" if notice.severity == "information" else "warning",
+                timeout=NOTIFY_SECONDS,
+            )
+        if notices and self.options.bell:
+            self.bell()
+
+    def _without_cleared(
+        self, snapshot: ClusterSnapshot, incidents: IncidentsSnapshot
+    ) -> tuple[ClusterSnapshot, IncidentsSnapshot]:
+        """The snapshots without what the operator cleared (``c``): older events and the
+        incidents closed before. The core and the journal keep everything."""
+        cleared = self.cleared_at or 0.0
+        masters = tuple(
+            dataclasses.replace(view, events=tuple(e for e in view.events if e.ts > cleared))
+            for view in snapshot.masters
+        )
+        history = tuple(report for report in incidents.history if (report.closed or 0.0) > cleared)
+        return (
+            dataclasses.replace(snapshot, masters=masters),
+            dataclasses.replace(incidents, history=history),
+        )
+
+    @property
+    def compact(self) -> bool:
+        """Whether the terminal is short: the masters and the timeline say less."""
+        return self.size.height < FULL_TIMELINE_HEIGHT
+
+    def _shown_parts(self) -> set[str]:
+        """The parts on screen: the zoomed one alone, else all but the hidden ones."""
+        parts = {"masters", "timeline"}
+        if self.monitor.celery.enabled:
+            parts.add("pending")
+        if self.zoomed in parts:
+            return {self.zoomed}
+        return parts - self.hidden
+
+    def _layout(self) -> None:
+        """Show the parts the operator asked for; a zoomed part takes the whole height."""
+        shown = self._shown_parts()
+        widgets: dict[str, Widget] = {
+            "masters": self.query_one("#masters", VerticalScroll),
+            "timeline": self.query_one(TimelinePanel),
+            "pending": self.query_one(PendingPanel),
+        }
+        for name, widget in widgets.items():
+            display = name in shown
+            if widget.display != display:
+                widget.display = display
+            widget.set_class(self.zoomed == name, "zoomed")
 
     def _render_masters(self, snapshot: ClusterSnapshot) -> None:
         container = self.query_one("#masters", VerticalScroll)
         names = {view.name for view in snapshot.masters}
-        added = False
         answered = bool(snapshot.reachable) or bool(snapshot.masters)
         if answered:
             names.update(self.settings.masters)
@@ -257,12 +389,8 @@ class HawatchApp(App[None]):
                 container.mount(panel, before=min(after, key=lambda other: other.master))
             else:
                 container.mount(panel)
-            added = True
-        if added and self.screen is self.screen_stack[0]:
-            focused = self.focused
-            if focused is None or not isinstance(focused, MasterPanel):
-                # The first master by name is the one the failover key acts on by default.
-                self._panels[min(self._panels)].focus(scroll_visible=False)
+            if len(self._panels) == 2:
+                self.refresh_bindings()  # the key that chooses a master now has a use
         waiting = self.query_one("#waiting", Static)
         if self._panels:
             waiting.display = False
@@ -272,23 +400,42 @@ class HawatchApp(App[None]):
             waiting.update(f"{WAITING} none has answered yet.")
         if not self._panels:
             return
+        chosen = self.selected_master()
         texts = {name: panel_text(name, snapshot.master(name), snapshot) for name in self._panels}
-        # Share the rows left after the essentials between the panels' event lists,
+        several = len(texts) > 1
+        listing = self.query_one(MastersList)
+        listing.display = several
+        if several:
+            listing.show([texts[name] for name in sorted(texts)], chosen)
+        compact = self.compact and self.zoomed != "masters"
+        # Short terminal, several masters: the list says how each one is, and only the
+        # chosen one is shown in full.
+        shown = [name for name in self._panels if not (compact and several) or name == chosen]
+        # Share the rows left after the essentials between the shown panels' event lists,
         # so a taller terminal shows more history and 80x24 still shows the newest.
         # The panel's left bar and padding take 2 columns, a scroll bar 2 more.
         width = container.content_size.width - 4 if container.content_size.width else 73
         height = container.content_size.height or max(1, self.size.height - 6)
-        fixed = sum(text.fixed_rows(width) for text in texts.values()) + len(texts) - 1
-        events = (height - fixed) // len(texts)
+        if several:
+            height -= len(texts) + 1
+        fixed = sum(texts[name].fixed_rows(width, compact=compact) for name in shown)
+        fixed += len(shown) - 1
+        events = (height - fixed) // len(shown)
         events = max(MIN_EVENTS, min(MAX_EVENTS, events))
         for name, panel in self._panels.items():
-            panel.show(texts[name], events=events)
+            display = name in shown
+            if panel.display != display:
+                panel.display = display
+            panel.set_class(several and name == chosen, "chosen")
+            if display:
+                panel.show(texts[name], events=events, compact=compact)
 
     def _render_timeline(self, incidents: IncidentsSnapshot) -> None:
-        """The gap: compact (two lines, no border) below `FULL_TIMELINE_HEIGHT` rows."""
+        """The gap: compact (two lines, no border) below `FULL_TIMELINE_HEIGHT` rows,
+        unless zoomed."""
         monitor = self.monitor
         now = incidents.now
-        compact = self.size.height < FULL_TIMELINE_HEIGHT
+        compact = self.compact and self.zoomed != "timeline"
         panel = self.query_one(TimelinePanel)
         panel.set_class(compact, "compact")
         started = monitor.tasks.started_history(now, 180) if monitor.celery.enabled else ()
@@ -302,13 +449,22 @@ class HawatchApp(App[None]):
             return
         monitor = self.monitor
         fault_at = monitor.tasks_fault_at(incidents)
-        tasks = monitor.tasks.snapshot(incidents.now, fault_at=fault_at, limit=MAX_TASK_ROWS)
-        spare = max(0, self.size.height - 24)
-        rows = min(MAX_TASK_ROWS, 3 + spare // 2)
-        worker_rows = min(MAX_WORKER_ROWS, spare // 4)
-        self.query_one(PendingPanel).show(
-            tasks, list(monitor.queues.values()), rows=rows, worker_rows=worker_rows
+        tasks = monitor.tasks.snapshot(
+            incidents.now, fault_at=fault_at, limit=MAX_TASK_ROWS, match=self.task_filter
         )
+        if self.zoomed == "pending":
+            spare = max(0, self.size.height - 12)
+            rows = min(MAX_TASK_ROWS, spare * 2 // 3)
+            worker_rows = min(MAX_WORKER_ROWS, spare - rows)
+        else:
+            spare = max(0, self.size.height - 24)
+            rows = min(MAX_TASK_ROWS, 3 + spare // 2)
+            worker_rows = min(MAX_WORKER_ROWS, spare // 4)
+        panel = self.query_one(PendingPanel)
+        title = f"pending · filter: {self.task_filter}" if self.task_filter else "pending"
+        if panel.border_title != title:
+            panel.border_title = title
+        panel.show(tasks, list(monitor.queues.values()), rows=rows, worker_rows=worker_rows)
 
     def _render_status(self, snapshot: ClusterSnapshot) -> None:
         status = self.query_one("#status", Static)
@@ -324,11 +480,7 @@ class HawatchApp(App[None]):
             self._status_text = text
             status.update(text)
         status.set_class(
-            bool(
-                snapshot.unreachable
-                or self._watcher_failure
-                or problems
-            ),
+            bool(snapshot.unreachable or self._watcher_failure or problems),
             "warning",
         )
 
@@ -395,9 +547,14 @@ class HawatchApp(App[None]):
     # -- the failover key ---------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Remove the failover action entirely in read-only mode (key, footer, key panel)."""
+        """Remove the failover action entirely in read-only mode (key, footer, key panel,
+        help, palette), and the actions that have nothing to act on."""
         if action == "failover":
             return self.failover_allowed
+        if action == "next_master":
+            return len(self._panels) > 1
+        if action in ("filter", "toggle_pending"):
+            return self.monitor.celery.enabled
         return True
 
     @property
@@ -406,14 +563,176 @@ class HawatchApp(App[None]):
         return self.options.allow_failover and not self.settings.read_only
 
     def selected_master(self) -> str | None:
-        """The master the failover key acts on: the panel in focus, else the first one."""
-        focused = self.focused
-        while focused is not None and not isinstance(focused, MasterPanel):
-            parent = focused.parent
-            focused = parent if isinstance(parent, MasterPanel) else None
-        if isinstance(focused, MasterPanel):
-            return focused.master
+        """The master the failover key and the export act on: the chosen one, else the
+        first by name."""
+        if self._chosen in self._panels:
+            return self._chosen
         return min(self._panels) if self._panels else None
+
+    def choose_master(self, name: str) -> None:
+        """Make `name` the master in focus (the failover key and the export act on it)."""
+        if name in self._panels:
+            self._chosen = name
+            self.refresh_view()
+
+    def action_next_master(self) -> None:
+        """Choose the next master by name (after the last, the first again)."""
+        names = sorted(self._panels)
+        if len(names) < 2:
+            return
+        current = self.selected_master()
+        index = names.index(current) if current in names else -1
+        self.choose_master(names[(index + 1) % len(names)])
+
+    def on_master_panel_chosen(self, message: MasterPanel.Chosen) -> None:
+        """A click on a master's panel or its line in the list chooses it."""
+        self.choose_master(message.master)
+
+    # -- the other keys -----------------------------------------------------------------
+
+    def key_help(self) -> list[KeyHelp]:
+        """hawatch's keys that act now, in the order declared, with their words (the help
+        screen); a key `check_action` removes is not listed."""
+        active = self.screen_stack[0].active_bindings
+        keys: list[KeyHelp] = []
+        listed: set[str] = set()
+        for binding in self.BINDINGS:
+            if not isinstance(binding, Binding) or binding.action not in KEY_WORDS:
+                continue
+            if binding.action in listed:
+                continue  # Ctrl-C: said in the notes
+            listed.add(binding.action)
+            key = binding.key.split(",")[0]
+            if key not in active or not active[key].enabled:
+                continue
+            shown = binding.key_display or key_name(key)
+            keys.append((shown, binding.description, KEY_WORDS[binding.action]))
+        return keys
+
+    def action_help(self) -> None:
+        """Open the list of every key."""
+        if isinstance(self.screen, HelpScreen):
+            return
+        notes = [
+            "Ctrl-P opens the command palette: every action by name.",
+            "Ctrl-C quits too. The mouse is optional: a click chooses a master.",
+        ]
+        self.push_screen(HelpScreen(self.key_help(), notes=notes))
+
+    def action_filter(self) -> None:
+        """Ask which pending tasks to list."""
+        if not self.monitor.celery.enabled:
+            return
+
+        def answered(text: str | None) -> None:
+            if text is None:
+                return
+            self.task_filter = text
+            if text:
+                self._notice(f"listing only the pending tasks that contain {text!r}")
+            else:
+                self._notice("listing every pending task")
+            self.refresh_view()
+
+        self.push_screen(FilterPrompt(self.task_filter), callback=answered)
+
+    def set_zoom(self, part: str | None) -> None:
+        """Give the whole screen to `part` (one of `ZOOMS`), or back to all (None)."""
+        self.zoomed = part if part in ZOOMS else None
+        self.refresh_view()
+
+    def action_zoom(self) -> None:
+        """Cycle the zoom: masters, timeline, pending tasks (with the Celery side), none."""
+        order: list[str | None] = [
+            part for part in ZOOMS if part != "pending" or self.monitor.celery.enabled
+        ]
+        order.append(None)
+        index = order.index(self.zoomed) if self.zoomed in order else len(order) - 1
+        self.set_zoom(order[(index + 1) % len(order)])
+
+    def _toggle(self, part: str) -> None:
+        if part in self.hidden:
+            self.hidden.discard(part)
+        else:
+            self.hidden.add(part)
+        if self.zoomed is not None:
+            self.zoomed = None
+        self.refresh_view()
+
+    def action_toggle_timeline(self) -> None:
+        """Hide the timeline, or show it again."""
+        self._toggle("timeline")
+
+    def action_toggle_pending(self) -> None:
+        """Hide the pending tasks, or show them again."""
+        if self.monitor.celery.enabled:
+            self._toggle("pending")
+
+    def action_clear_history(self) -> None:
+        """Clear the events listed and the incidents closed so far from the screen; the
+        core and the journal keep them (an open incident stays)."""
+        self.cleared_at = self.monitor.clock()
+        self._notice(
+            f"cleared the events and past incidents up to {format_clock(self.cleared_at)} "
+            "from the screen (the journal keeps them)"
+        )
+        self.refresh_view()
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """The command palette: Textual's own commands and every hawatch action (the
+        failover only where it is allowed, see `check_action`)."""
+        yield from super().get_system_commands(screen)
+        yield from self._hawatch_commands()
+
+    def _hawatch_commands(self) -> Iterator[SystemCommand]:
+        if self.failover_allowed and self._panels:
+            chosen = self.selected_master()
+            yield SystemCommand(
+                f"Fail over {chosen}",
+                "Ask one sentinel to fail the chosen master over (asks for a confirmation)",
+                self.action_failover,
+            )
+        yield SystemCommand(
+            "Export the incident",
+            "Write the incident as Markdown and the screen as SVG",
+            self.action_export,
+        )
+        for name in sorted(self._panels):
+            yield SystemCommand(
+                f"Choose master {name}",
+                "The failover key and the export act on it",
+                lambda name=name: self.choose_master(name),
+            )
+        if self.monitor.celery.enabled:
+            yield SystemCommand(
+                "Filter pending tasks",
+                "Show only the pending tasks that contain some text",
+                self.action_filter,
+            )
+            yield SystemCommand(
+                "Toggle the pending tasks",
+                "Hide or show the pending tasks",
+                self.action_toggle_pending,
+            )
+        yield SystemCommand(
+            "Toggle the timeline", "Hide or show the timeline", self.action_toggle_timeline
+        )
+        for part in ZOOMS:
+            if part == "pending" and not self.monitor.celery.enabled:
+                continue
+            yield SystemCommand(
+                f"Zoom: {part}",
+                f"Give the whole screen to the {part}",
+                lambda part=part: self.set_zoom(part),
+            )
+        if self.zoomed is not None:
+            yield SystemCommand("Zoom: none", "Show every part again", lambda: self.set_zoom(None))
+        yield SystemCommand(
+            "Clear history",
+            "Clear the events and past incidents from the screen (not the journal)",
+            self.action_clear_history,
+        )
+        yield SystemCommand("Help: all keys", "Every key and what it does", self.action_help)
 
     def action_failover(self) -> None:
         """Ask (with a modal that defaults to Cancel) before failing the master over."""

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
+from textual.events import Click
+from textual.message import Message
 from textual.widgets import Static
 
 from hawatch.core.cluster import ClusterSnapshot, MasterView, RecentEvent, ReplicaView
@@ -27,14 +29,17 @@ from hawatch.core.cluster import ClusterSnapshot, MasterView, RecentEvent, Repli
 __all__ = [
     "MIN_EVENTS",
     "MasterPanel",
+    "MastersList",
     "PanelText",
     "event_line",
     "format_bytes",
     "format_clock",
     "format_duration",
     "health_word",
+    "master_summary",
     "panel_text",
     "replica_line",
+    "replica_short",
 ]
 
 MIN_EVENTS = 3
@@ -113,6 +118,19 @@ def replica_line(replica: ReplicaView) -> str:
     return "  ".join(parts)
 
 
+def replica_short(replica: ReplicaView) -> str:
+    """``127.0.0.1:6380 ok`` and only what is not fine: the compact panel's replica entry."""
+    parts = [replica.address, replica.link or "link unknown"]
+    if replica.lag:
+        parts.append(f"lag {format_bytes(replica.lag)}")
+    if replica.priority == 0:
+        parts.append("never promoted")
+    if replica.says is not None and replica.says != "slave":
+        parts.append(f"says {replica.says}")
+    parts.extend(flag for flag in replica.flags if flag in ("s_down", "o_down", "disconnected"))
+    return " ".join(parts)
+
+
 def event_line(event: RecentEvent) -> str:
     """``12:03:04  +switch-master mymaster a → b  ×3`` (×N when N sentinels published it)."""
     times = f"  ×{event.sentinels}" if event.sentinels > 1 else ""
@@ -133,6 +151,12 @@ class PanelText:
     replicas: tuple[str, ...]
     events: tuple[str, ...]
     """Newest first."""
+    replicas_short: str = ""
+    """All the replicas on one line, for the compact panel."""
+    held_short: str = ""
+    """How long the role is held, in a few words, for the compact panel."""
+    sentinel_rows: tuple[str, ...] = ()
+    """One line per sentinel (what it says, or why it does not answer): tall terminals."""
 
     @property
     def title(self) -> str:
@@ -154,21 +178,43 @@ class PanelText:
             shown[-1] = f"… and {hidden} older (a taller terminal shows more)"
         return shown
 
-    def fixed_rows(self, width: int) -> int:
-        """Rows the panel needs without its events, at `width` columns (warnings wrap)."""
+    @property
+    def held_and_sentinels(self) -> str:
+        """The compact panel's second line: the sentinels, and how long the role is held."""
+        return f"{self.sentinels} · {self.held_short}" if self.held_short else self.sentinels
+
+    @property
+    def replicas_line(self) -> str:
+        """The compact panel's replica line."""
+        return self.replicas_short or (self.replicas[0] if self.replicas else "")
+
+    def fixed_rows(self, width: int, *, compact: bool = False) -> int:
+        """Rows the panel needs without its events, at `width` columns (warnings wrap).
+
+        `compact`: the held time and the sentinels share a line, and the replicas too.
+        """
         width = max(20, width)
-        rows = 3 + len(self.replicas)  # title, held, sentinels
+        rows = 3 if compact else 3 + len(self.replicas) + len(self.sentinel_rows)
         for line in self.warning_lines():
             rows += max(1, len(Content(line).wrap(width)))
         return rows
 
-    def lines(self, events: int | None = None) -> list[str]:
+    def lines(self, events: int | None = None, *, compact: bool = False) -> list[str]:
         """Every line of the panel, in order (all events when `events` is None)."""
         limit = len(self.events) if events is None else events
+        if compact:
+            return [
+                self.title,
+                self.held_and_sentinels,
+                *self.warning_lines(),
+                self.replicas_line,
+                *self.event_lines(max(1, limit)),
+            ]
         return [
             self.title,
             self.held,
             self.sentinels,
+            *self.sentinel_rows,
             *self.warning_lines(),
             *self.replicas,
             *self.event_lines(max(1, limit)),
@@ -208,11 +254,13 @@ def panel_text(name: str, view: MasterView | None, snapshot: ClusterSnapshot) ->
     warnings.extend(_FLAG_WORDS[flag] for flag in view.flags if flag in _FLAG_WORDS)
     warnings.extend(_unreachable_warnings(snapshot))
     replicas = [replica_line(replica) for replica in view.replicas]
+    short = [replica_short(replica) for replica in view.replicas]
     if view.hidden_replicas:
         hidden = view.hidden_replicas
         replicas.append(
             f"{hidden} hidden replica{'s' if hidden > 1 else ''} (replica-announced no)"
         )
+        short.append(f"{hidden} hidden")
     if not replicas:
         replicas.append("replicas: none listed yet")
     return PanelText(
@@ -224,7 +272,28 @@ def panel_text(name: str, view: MasterView | None, snapshot: ClusterSnapshot) ->
         warnings=tuple(warnings),
         replicas=tuple(replicas),
         events=tuple(event_line(event) for event in reversed(view.events)),
+        replicas_short=("replicas " + " · ".join(short)) if short else "",
+        sentinel_rows=_sentinel_rows(view, snapshot),
+        held_short=f"held {held}, was {view.previous}" if view.switched else f"held ≥ {held}",
     )
+
+
+def _sentinel_rows(view: MasterView, snapshot: ClusterSnapshot) -> tuple[str, ...]:
+    """``sentinel 127.0.0.1:26379  agrees`` (or what it names instead, or why it is silent)."""
+    dissent = {sentinel: (where, epoch) for sentinel, where, epoch in view.dissent}
+    rows: list[str] = []
+    for sentinel in snapshot.reachable:
+        if sentinel in dissent:
+            where, epoch = dissent[sentinel]
+            said = f"names {where}" + (f" (epoch {epoch})" if epoch is not None else "")
+            rows.append(f"sentinel {sentinel}  DISAGREES: {said}")
+        else:
+            rows.append(f"sentinel {sentinel}  answers")
+    rows.extend(
+        f"sentinel {down.sentinel}  UNREACHABLE for {format_duration(down.age)}: {down.reason}"
+        for down in snapshot.unreachable
+    )
+    return tuple(rows)
 
 
 def _worst(word: str, warnings: list[str]) -> str:
@@ -277,12 +346,20 @@ class _Part(Static):
         self.display = bool(plain)
 
 
-class MasterPanel(Vertical, can_focus=True):
+class MasterPanel(Vertical):
     """One master name: address and health, how long it holds the role, sentinels,
     warnings, replicas and the newest Sentinel events.
 
-    Focusable, so that Tab chooses which master the failover key acts on.
+    The chosen one (the master the failover key acts on) has the class ``chosen``;
+    clicking a panel chooses it (`MasterPanel.Chosen`).
     """
+
+    class Chosen(Message):
+        """The operator clicked the panel of `master`."""
+
+        def __init__(self, master: str) -> None:
+            super().__init__()
+            self.master = master
 
     def __init__(self, master: str) -> None:
         super().__init__()
@@ -298,9 +375,16 @@ class MasterPanel(Vertical, can_focus=True):
         """The parts, in order of importance (the first ones stay visible at 80x24)."""
         yield from self._parts.values()
 
-    def show(self, text: PanelText, *, events: int) -> None:
-        """Display `text` with at most `events` events; only changed parts are redrawn."""
-        lines = tuple(text.lines(events))
+    def on_click(self) -> None:
+        """Choose this master (the mouse is optional: ``m`` does the same)."""
+        self.post_message(self.Chosen(self.master))
+
+    def show(self, text: PanelText, *, events: int, compact: bool = False) -> None:
+        """Display `text` with at most `events` events; only changed parts are redrawn.
+
+        `compact`: two lines fewer and one line for all replicas (short terminals).
+        """
+        lines = tuple(text.lines(events, compact=compact))
         if lines == self._lines:
             return
         self._lines = lines
@@ -313,10 +397,12 @@ class MasterPanel(Vertical, can_focus=True):
         )
         parts = self._parts
         parts["title"].show(title)
-        parts["held"].show(text.held)
-        parts["sentinels"].show(text.sentinels)
+        parts["held"].show(text.held_and_sentinels if compact else text.held)
+        parts["sentinels"].show(
+            "" if compact else "\n".join((text.sentinels, *text.sentinel_rows))
+        )
         parts["warnings"].show("\n".join(text.warning_lines()))
-        parts["replicas"].show("\n".join(text.replicas))
+        parts["replicas"].show(text.replicas_line if compact else "\n".join(text.replicas))
         parts["events"].show("\n".join(text.event_lines(events)))
         self.set_class(text.health != "OK", "warning")
         self._health = text.health
@@ -330,3 +416,47 @@ class MasterPanel(Vertical, can_focus=True):
     def text(self) -> str:
         """Everything the panel shows, as plain text (for tests and accessibility)."""
         return "\n".join(self._lines)
+
+
+def master_summary(text: PanelText, *, chosen: bool) -> str:
+    """``▶ mymaster  127.0.0.1:6379  OK``: one master in the list of all of them.
+
+    The arrow marks the chosen master (the one the failover key acts on), so the
+    choice is visible without colour.
+    """
+    marker = "▶" if chosen else " "
+    return f"{marker} {text.name}  {text.address or 'address unknown'}  {text.health}"
+
+
+class MastersList(Static):
+    """Every master the sentinels monitor, one line each with its health; the chosen one
+    marked. Shown when there is more than one; clicking a line chooses that master."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", markup=False, id=id)
+        self.names: tuple[str, ...] = ()
+        self.shown = ""
+
+    def show(self, texts: list[PanelText], chosen: str | None) -> None:
+        """Display one line per master in `texts` (in order); redraw only on a change."""
+        lines = [master_summary(text, chosen=text.name == chosen) for text in texts]
+        plain = "\n".join(lines)
+        self.names = tuple(text.name for text in texts)
+        if plain == self.shown:
+            return
+        self.shown = plain
+        content = Content("\n").join(
+            Content.assemble(
+                (line, "bold" if text.name == chosen else ""),
+            ).stylize("reverse", len(line) - len(text.health), len(line))
+            if text.health != "OK"
+            else Content.assemble((line, "bold" if text.name == chosen else ""))
+            for line, text in zip(lines, texts, strict=True)
+        )
+        self.update(content)
+
+    def on_click(self, event: Click) -> None:
+        """Choose the master on the clicked line."""
+        row = event.y
+        if 0 <= row < len(self.names):
+            self.post_message(MasterPanel.Chosen(self.names[row]))

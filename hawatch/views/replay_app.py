@@ -33,6 +33,7 @@ from hawatch.journal import read_journal
 from hawatch.monitor import Monitor
 from hawatch.replay import Player, Replayer, opening_session, replay_settings
 from hawatch.views.app import HawatchApp
+from hawatch.views.options import ScreenOptions
 from hawatch.views.panel import format_clock, format_duration
 
 __all__ = ["FRAME", "ReplayApp"]
@@ -77,6 +78,7 @@ class ReplayApp(HawatchApp):
             replay_settings(),
             subtitle=f"replay of {self.path.name} at {speed:g}x",
             celery=self.replayer.monitor.celery,
+            screen=ScreenOptions(bell=False),
         )
         self._use(self.replayer.monitor)
         self._ended = False
