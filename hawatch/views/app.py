@@ -405,6 +405,7 @@ class HawatchApp(App[None]):
         several = len(texts) > 1
         listing = self.query_one(MastersList)
         listing.display = several
+        listing.set_class(self.compact, "compact")
         if several:
             listing.show([texts[name] for name in sorted(texts)], chosen)
         compact = self.compact and self.zoomed != "masters"
@@ -457,14 +458,29 @@ class HawatchApp(App[None]):
             rows = min(MAX_TASK_ROWS, spare * 2 // 3)
             worker_rows = min(MAX_WORKER_ROWS, spare - rows)
         else:
-            spare = max(0, self.size.height - 24)
-            rows = min(MAX_TASK_ROWS, 3 + spare // 2)
-            worker_rows = min(MAX_WORKER_ROWS, spare // 4)
+            # Rows beyond 80x24's go half to tasks, a quarter to workers; rows that the
+            # list of masters, the notice or a long status line take come out of the tasks
+            # first (down to one), so the masters' essentials stay on screen.
+            spare = self.size.height - 24 - self._extra_rows()
+            rows = min(MAX_TASK_ROWS, 3 + spare // 2) if spare >= 0 else max(1, 3 + spare)
+            worker_rows = min(MAX_WORKER_ROWS, max(0, spare) // 4)
         panel = self.query_one(PendingPanel)
         title = f"pending · filter: {self.task_filter}" if self.task_filter else "pending"
         if panel.border_title != title:
             panel.border_title = title
         panel.show(tasks, list(monitor.queues.values()), rows=rows, worker_rows=worker_rows)
+
+    def _extra_rows(self) -> int:
+        """Rows taken beyond the 80x24 layout's budget: the list of masters (short
+        terminals), the notice line, a status line longer than one row."""
+        extra = 0
+        if self.compact and len(self._panels) > 1 and "masters" in self._shown_parts():
+            extra += len(self._panels)
+        notice = self.query_one("#notice", Static)
+        if notice.display:
+            extra += max(1, notice.outer_size.height)
+        extra += max(0, self.query_one("#status", Static).outer_size.height - 1)
+        return extra
 
     def _render_status(self, snapshot: ClusterSnapshot) -> None:
         status = self.query_one("#status", Static)
@@ -672,10 +688,7 @@ class HawatchApp(App[None]):
         """Clear the events listed and the incidents closed so far from the screen; the
         core and the journal keep them (an open incident stays)."""
         self.cleared_at = self.monitor.clock()
-        self._notice(
-            f"cleared the events and past incidents up to {format_clock(self.cleared_at)} "
-            "from the screen (the journal keeps them)"
-        )
+        self._notice("cleared past events and incidents from the screen; the journal keeps them")
         self.refresh_view()
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:

@@ -14,6 +14,7 @@ from hawatch.core.events import (
     Event,
     MasterObserved,
     NodeObserved,
+    NodeUnreachable,
     QueueDepth,
     ReplicaInfo,
     SentinelReachable,
@@ -76,8 +77,12 @@ class SceneApp(HawatchApp):
 
 
 def _observed(ts: float, sentinel: str, master: str, port: int, epoch: int) -> MasterObserved:
+    # After the switch the old master is listed as a replica the sentinels find down.
+    down = port == NEW
     replicas = tuple(
-        ReplicaInfo(f"127.0.0.1:{p}", ("slave",), "ok", 0, 100, 1000)
+        ReplicaInfo(f"127.0.0.1:{p}", ("slave", "s_down"), "err", 6000, 100, 1000)
+        if down and p == OLD
+        else ReplicaInfo(f"127.0.0.1:{p}", ("slave",), "ok", 0, 100, 1000)
         for p in (OLD, NEW, 6381)
         if p != port
     )
@@ -169,6 +174,9 @@ def incident() -> list[Event]:
     events = _cluster(start)
     events += _heartbeats(start + 3, fault)
     events += _work(NOW - 120, fault, prefix="0d")
+    events.append(
+        NodeUnreachable(ts=fault + 1, address=f"127.0.0.1:{OLD}", reason="connection refused")
+    )
     old, new = f"127.0.0.1 {OLD}", f"127.0.0.1 {NEW}"
     for k, sentinel in enumerate(SENTINELS):
         events += [
@@ -188,3 +196,8 @@ def incident() -> list[Event]:
         )
     events.append(QueueDepth(ts=NOW - 1, queue="celery", length=9, unacked=1))
     return _by_time(events)
+
+
+def second_master(name: str = "cache", port: int = 6479) -> list[Event]:
+    """Another master the same sentinels monitor, healthy."""
+    return [_observed(NOW - 500, sentinel, name, port, 0) for sentinel in SENTINELS]
