@@ -398,9 +398,7 @@ class MasterPanel(Vertical):
         parts = self._parts
         parts["title"].show(title)
         parts["held"].show(text.held_and_sentinels if compact else text.held)
-        parts["sentinels"].show(
-            "" if compact else "\n".join((text.sentinels, *text.sentinel_rows))
-        )
+        parts["sentinels"].show("" if compact else "\n".join((text.sentinels, *text.sentinel_rows)))
         parts["warnings"].show("\n".join(text.warning_lines()))
         parts["replicas"].show(text.replicas_line if compact else "\n".join(text.replicas))
         parts["events"].show("\n".join(text.event_lines(events)))
