@@ -193,7 +193,8 @@ class HawatchApp(App[None]):
         self.cleared_at: float | None = None
         """Events and incidents up to this time are cleared from the screen (``c``)."""
         self._attention = Attention()
-        self._masters_list_names: tuple[str, ...] = ()
+        self.log_path: Path | None = None
+        """Where log records go while the screen runs (None: not redirected)."""
         self.sub_title = subtitle if subtitle is not None else self._default_subtitle()
 
     def _default_subtitle(self) -> str:
@@ -221,6 +222,7 @@ class HawatchApp(App[None]):
         """Start watching the sentinels and rendering snapshots."""
         self._exit_on_hangup()
         self._watch_terminal()
+        self._log_to_file()
         self.query_one("#notice", Static).display = False
         self.query_one(MastersList).display = False
         self.query_one(PendingPanel).display = self.monitor.celery.enabled
@@ -240,6 +242,19 @@ class HawatchApp(App[None]):
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.exit)
+
+    def _log_to_file(self) -> None:
+        """Send log records to a file while the screen is drawn (`hawatch.logfile`); tests,
+        which have no terminal to protect, keep pytest's own handling."""
+        if self.is_headless:
+            return
+        from hawatch.logfile import log_to_file
+
+        self.log_path, problem = log_to_file([self.settings.password, self.settings.node_password])
+        if problem:
+            self.call_after_refresh(
+                self._notice, f"{problem}; log records are dropped", warning=True
+            )
 
     def _watch_terminal(self) -> None:
         """Exit within `TERMINAL_CHECK` seconds once the terminal is gone.
