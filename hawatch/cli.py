@@ -645,16 +645,6 @@ def demo(
         cluster.stop()
 
 
-def _reserved(name: str, what: str, issue: str) -> None:
-    @cli.command(
-        name=name,
-        help=f"{what} (not available yet in this version).",
-        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    )
-    def _command() -> None:
-        raise click.UsageError(f"`hawatch {name}` is not available yet in this version ({issue}).")
-
-
 # --------------------------------------------------------------------------- events
 
 if TYPE_CHECKING:
@@ -804,7 +794,115 @@ cli.add_command(_drill_command())
 from hawatch.replay import replay_command  # noqa: E402  (the command lives with the replay)
 
 cli.add_command(replay_command)
-_reserved("serve", "Serve the screen to a web browser", "coming with the web view")
+
+
+@cli.command()
+@connection_options
+@celery_options()
+@screen_options
+@click.option(
+    "--read-only",
+    "read_only",
+    flag_value=True,
+    default=None,
+    help="Never change the cluster: no failover key. Default: $HAWATCH_READ_ONLY.",
+)
+@click.option(
+    "--journal/--no-journal",
+    "journal",
+    default=False,
+    show_default=True,
+    help="Let each browser's screen record its own journal (a new file per screen under "
+    "~/.local/state/hawatch/journal/). Off by default: every screen would record the same "
+    "events again.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="ADDRESS",
+    help="Address to listen on. Anything but a loopback address lets anyone who reaches "
+    "the port see the screen, with no login.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    metavar="PORT",
+    show_default=True,
+    help="TCP port to listen on (0: any free port, printed at start).",
+)
+@click.option(
+    "--allow-failover",
+    "browser_failover",
+    is_flag=True,
+    default=False,
+    help="Offer the failover key in the browser. Off by default: the page has no login, "
+    "so anyone who can load it could fail the master over.",
+)
+def serve(
+    connection: dict[str, Any],
+    celery: dict[str, Any],
+    screen: dict[str, Any],
+    read_only: bool | None,
+    journal: bool,
+    host: str,
+    port: int,
+    browser_failover: bool,
+) -> int:
+    """Serve the live screen to web browsers, for demos.
+
+    Each browser that opens the page gets a `hawatch watch` screen of its own,
+    run with the connection, Celery and screen options given here. The page
+    has no login, so serve listens on 127.0.0.1 unless --host says otherwise
+    and the failover key is off in the browser unless --allow-failover.
+    Passwords reach the screens through their environment, never their
+    command lines. Ctrl-C stops the server and every screen it started.
+    """
+    import asyncio
+
+    from hawatch.serve import ServeError, ServeUsageError, WebServer, is_loopback, viewer_command
+
+    if browser_failover and not screen["allow_failover"]:
+        raise click.UsageError("--allow-failover and --no-failover contradict each other; give one")
+    settings = load_settings(**connection, read_only=read_only)
+    _celery_options(settings, celery)
+    _screen_options(screen)
+    try:
+        viewer = viewer_command(
+            connection,
+            celery,
+            screen,
+            read_only=read_only,
+            journal=journal,
+            allow_failover=browser_failover,
+        )
+        loopback = is_loopback(host)
+        server = WebServer(viewer, host=host, port=port)
+    except ServeUsageError as error:
+        raise click.UsageError(str(error)) from None
+    if settings.read_only:
+        failover = "read-only"
+    elif browser_failover:
+        failover = "failover on in the browser: anyone who loads the page can fail the master over"
+    else:
+        failover = "failover off in the browser; --allow-failover turns it on"
+
+    def ready(url: str) -> None:
+        if not loopback:
+            _say(
+                f"warning: {host} is not a loopback address, so anyone who can reach port "
+                f"{server.port} gets the screen, with no login."
+            )
+        click.echo(f"serving hawatch at {url} ({failover})")
+        sys.stdout.flush()
+
+    try:
+        status = asyncio.run(server.run(ready))
+    except ServeError as error:
+        raise click.ClickException(str(error)) from None
+    _say("stopped the web server and every screen it started.")
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,7 +73,6 @@ def assert_refused(result: subprocess.CompletedProcess[str], *needles: str) -> N
         (["watch", "--canary", "101"], "--canary"),
         (["watch", "--lost-after", "soon"], "--lost-after"),
         (["watch", "--canary", "1", "--read-only"], "--canary sends tasks"),
-        (["serve"], "not available yet"),
     ],
 )
 def test_bad_input_is_one_sentence_and_status_2(args: list[str], needle: str) -> None:
