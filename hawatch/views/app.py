@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath
-from typing import ClassVar
+from typing import Any, ClassVar, TextIO
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -104,6 +104,49 @@ KEY_WORDS = {
     "export": "write the incident (Markdown) and the screen (SVG)",
 }
 """Longer words for each action in the help screen."""
+
+
+class _TolerantOutput:
+    """The terminal's output stream, with writes to a terminal that went away dropped.
+
+    Textual draws through a writer thread that dies on its first failed write (EIO once
+    an SSH session's terminal is gone); its bounded queue then fills and blocks the
+    event loop, and hawatch would never notice that it should exit. Dropping the
+    failed writes keeps the loop turning until the terminal check ends the run.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        """Write `text`; a write the terminal refuses is dropped."""
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):
+            return len(text)
+
+    def flush(self) -> None:
+        """Flush; a flush the terminal refuses is dropped."""
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _tolerant_terminal_output() -> Iterator[None]:
+    """Give Textual a terminal output that survives the terminal going away."""
+    original = sys.__stderr__
+    if original is None:
+        yield
+        return
+    # Textual's driver writes to sys.__stderr__, read when the app starts running.
+    setattr(sys, "__stderr__", _TolerantOutput(original))  # noqa: B010 (a Final name)
+    try:
+        yield
+    finally:
+        setattr(sys, "__stderr__", original)  # noqa: B010
 
 
 def export_dir() -> Path:
@@ -242,6 +285,11 @@ class HawatchApp(App[None]):
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.exit)
+
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        """Run the screen in this terminal until the operator quits or the terminal goes."""
+        with _tolerant_terminal_output():
+            return super().run(*args, **kwargs)
 
     def _log_to_file(self) -> None:
         """Send log records to a file while the screen is drawn (`hawatch.logfile`); tests,
