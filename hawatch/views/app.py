@@ -2,14 +2,22 @@
 
 A `Monitor` runs every source (Sentinel, and the Celery side when asked) in a
 worker and folds their events into the core (`ClusterState`, `TaskTracker`,
-queue depths); four times a second the app renders one snapshot of the core
-into the widgets. Rendering on a tick rather than per event keeps the
+queue depths); four times a second (``--refresh``) the app renders one snapshot
+of the core into the widgets. Rendering on a tick rather than per event keeps the
 screen responsive however many events arrive, and keeps redraws cheap on a slow
-SSH link. Widgets never do I/O.
+SSH link. Widgets never do I/O. Each render also compares the snapshot with the
+last one (`hawatch.core.attention`) and turns what just happened (a switch, a
+resume, disagreement, a sentinel lost) into a notification and a bell.
+
+Below 40 rows the parts say less (`compact`); with several masters a list gives
+each a line and only the chosen one (``m``, a click, the palette) is in full. The
+operator can hide parts (``t``, ``p``), zoom one (``z``), filter the pending tasks
+(``/``) and clear the history from view (``c``); ``?`` lists every key.
 
 The failover key (``f``) is the one action that changes the cluster. It is
 declared dangerous in one place, `HawatchApp.check_action`, which removes it
-entirely in read-only mode (no key, no footer entry, no palette entry); when it
+entirely in read-only mode or with ``--no-failover`` (no key, no footer entry, no
+help line, no palette entry); when it
 is allowed, a modal that defaults to Cancel names the master, its address and
 the one sentinel that will be asked. The request runs in a worker, its answer is
 shown as a sentence on the notice line, fed to the core as `FailoverRequested`
@@ -74,8 +82,6 @@ __all__ = [
 ]
 
 WAITING = "Asking the sentinels …"
-RENDER_INTERVAL = 0.25
-"""Seconds between two renders of the core's snapshot (4 Hz)."""
 MAX_EVENTS = 30
 """The most events one panel shows, however tall the terminal."""
 FULL_TIMELINE_HEIGHT = 40
