@@ -15,7 +15,10 @@ costs one ``call_soon_threadsafe`` per batch.
 
 A failure of the Celery side (an app that cannot be imported, a bad broker
 URL) never stops the Sentinel side: it becomes `Monitor.celery_problem`, one
-sentence the views show.
+sentence the views show. `Monitor.problems` gathers every such sentence, each
+saying what to do: the Celery side off, sentinels that refuse hawatch or that
+nobody reaches, a ``--master`` the sentinels do not monitor, workers that send
+no events (`CeleryEventsCheck`), a journal that stopped.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -34,12 +37,16 @@ from urllib.parse import quote
 from hawatch import __version__
 from hawatch.core.cluster import ClusterState
 from hawatch.core.events import (
+    BrokerConnected,
+    BrokerDisconnected,
     Event,
     MasterObserved,
     NodeObserved,
     QueueDepth,
     SentinelMessage,
     SessionStarted,
+    TaskEvent,
+    WorkerEvent,
 )
 from hawatch.core.incidents import IncidentModel, IncidentsSnapshot
 from hawatch.core.tasks import TaskTracker
@@ -49,8 +56,17 @@ if TYPE_CHECKING:
     from hawatch.journal import Journal
     from hawatch.sources.canary import Canary
     from hawatch.sources.celery_events import BrokerSpec, CeleryEventSource
+    from hawatch.sources.sentinel import SentinelWatcher
 
-__all__ = ["DEFAULT_LOST_AFTER", "CeleryOptions", "Monitor"]
+__all__ = [
+    "DEFAULT_LOST_AFTER",
+    "NO_EVENTS_WINDOW",
+    "TASK_EVENTS_GRACE",
+    "CeleryEventsCheck",
+    "CeleryOptions",
+    "Monitor",
+    "unknown_masters",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +76,145 @@ TICK_INTERVAL = 1.0
 """Seconds between two `Monitor.tick` calls while running."""
 DEFAULT_LOST_AFTER = 30.0
 """Seconds after work resumed before a task sent earlier and never received is lost."""
+NO_EVENTS_WINDOW = 20.0
+"""Seconds the Celery event receiver stays connected without hearing any worker before
+hawatch says the workers send no events. A worker with events on answers the receiver's
+wake-up at once, and sends a heartbeat every 2 s."""
+TASK_EVENTS_GRACE = 5.0
+"""Seconds a worker's heartbeat may count tasks it ran before hawatch says the worker sends
+no task events (its buffered task events normally arrive within milliseconds)."""
+EVENT_RECEIVER = "celery-events"
+"""The `BrokerConnected.source` of the Celery event receiver (`CeleryEventSource`'s name)."""
+
+
+def _names(items: Sequence[str], *, limit: int = 2) -> str:
+    """``a``, ``a and b``, or ``a, b and 3 more``: short enough for the status line."""
+    if len(items) <= limit:
+        return " and ".join(items)
+    return f"{', '.join(items[:limit])} and {len(items) - limit} more"
+
+
+def unknown_masters(
+    wanted: Sequence[str], reported: Iterable[str], monitored: Sequence[str] | None = None
+) -> str | None:
+    """The sentence for the master names asked for (``--master``) that no answering
+    sentinel monitors, or None when every one is reported.
+
+    `reported` holds the names the sentinels report (the core's
+    `ClusterState.master_names`); `monitored`, when known, every name the
+    answering sentinels monitor (the watcher's `SentinelWatcher.monitored_masters`,
+    which sees the names `--master` filters out), to say which names exist.
+    """
+    known = set(reported)
+    missing = [name for name in dict.fromkeys(wanted) if name not in known]
+    if not missing:
+        return None
+    names = " or ".join(repr(name) for name in missing)
+    exist = ""
+    if monitored is not None:
+        listed = _names(monitored, limit=4) if monitored else "none"
+        exist = f" (they monitor: {listed})"
+    return (
+        f"no answering sentinel monitors a master named {names}{exist}; "
+        "check --master or HAWATCH_MASTER"
+    )
+
+
+class CeleryEventsCheck:
+    """Whether the Celery workers send events, judged from the stream alone.
+
+    Pure and clock-free like the core: feed it every event with `apply`, ask
+    `problem(now)`. It says so, with how to turn events on, when
+
+    - the event receiver (`BrokerConnected` from `source`) has been connected for
+      `window` seconds without one worker or task event: no worker uses this
+      broker, or the workers send no events at all (no ``-E`` and
+      ``--without-heartbeat``);
+    - a worker's heartbeats count tasks it ran (``processed`` grew between two
+      heartbeats of one connection) while no task event of it ever arrived, for
+      `grace` seconds: a worker without ``-E`` still sends its heartbeats.
+
+    Both go away once the missing events arrive. A disconnection of the receiver
+    restarts the window and the count (events sent meanwhile are lost, not missing).
+    `task-sent` events come from producers, not workers: they prove nothing here.
+    """
+
+    def __init__(
+        self,
+        *,
+        window: float = NO_EVENTS_WINDOW,
+        grace: float = TASK_EVENTS_GRACE,
+        source: str = EVENT_RECEIVER,
+        app: str | None = None,
+    ) -> None:
+        self.window = window
+        """Seconds connected without any worker or task event before it is said."""
+        self.grace = grace
+        """Seconds a worker may count tasks without their events before it is said."""
+        self.source = source
+        self.app = app
+        """The ``--app`` to name in ``celery -A APP control enable_events``, if known."""
+        self.connected_since: float | None = None
+        """When the event receiver last connected; None while it is not connected."""
+        self.heard = False
+        """True once any worker or task event arrived."""
+        self._task_workers: set[str] = set()
+        """Workers that sent a task event: theirs are on."""
+        self._counts: dict[str, tuple[int, float | None]] = {}
+        """Per worker not yet in `_task_workers`: the first ``processed`` count heard on
+        this connection, and when a later heartbeat counted more (None: not yet)."""
+
+    def apply(self, event: Event) -> None:
+        """Fold one event in; events of other types are ignored."""
+        if isinstance(event, BrokerConnected):
+            if event.source == self.source and self.connected_since is None:
+                self.connected_since = event.ts
+        elif isinstance(event, BrokerDisconnected):
+            if event.source == self.source:
+                self.connected_since = None
+                self._counts.clear()
+        elif isinstance(event, WorkerEvent):
+            self.heard = True
+            host, processed = event.hostname, event.processed
+            if not host or processed is None or host in self._task_workers:
+                return
+            count = self._counts.get(host)
+            if count is None or processed < count[0]:  # first heard, or the worker restarted
+                self._counts[host] = (processed, None)
+            elif count[1] is None and processed > count[0]:
+                self._counts[host] = (count[0], event.ts)
+        elif isinstance(event, TaskEvent) and event.state != "sent":
+            self.heard = True
+            if event.worker:
+                self._task_workers.add(event.worker)
+                self._counts.pop(event.worker, None)
+
+    def problem(self, now: float) -> str | None:
+        """The sentence to show at `now`, or None while the workers' events arrive."""
+        if not self.heard:
+            since = self.connected_since
+            if since is None or now - since < self.window:
+                return None
+            return (
+                f"no Celery event in {self.window:g}s: no worker uses this broker, or the "
+                "workers send no events; restart them with -E (--task-events) or "
+                "worker_send_task_events = True"
+            )
+        silent = sorted(
+            host
+            for host, (_, gained) in self._counts.items()
+            if gained is not None and now - gained >= self.grace
+        )
+        if not silent:
+            return None
+        if len(silent) == 1:
+            who, them = f"worker {silent[0]} runs tasks but sends", "it"
+        else:
+            who, them = f"workers {_names(silent)} run tasks but send", "them"
+        return (
+            f"{who} no task events: run celery -A {self.app or 'APP'} control "
+            f"enable_events, or restart {them} with -E or worker_send_task_events = True"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +256,7 @@ class Monitor:
         emit: Callable[[Event], None] | None = None,
         topology_interval: float = 2.0,
         journal: Journal | None = None,
+        events_window: float = NO_EVENTS_WINDOW,
     ) -> None:
         self.settings = settings
         self.celery = celery if celery is not None else CeleryOptions(enabled=False)
@@ -127,6 +283,9 @@ class Monitor:
         """Where every event is appended, if anywhere."""
         self.journal_problem: str | None = None
         """Why the journal stopped, as one sentence (None while it is written)."""
+        self.events_check = CeleryEventsCheck(window=events_window, app=self.celery.app)
+        """Whether the workers send events (its `window` may be changed before `run`)."""
+        self._watcher: SentinelWatcher | None = None
         self._emit = emit
         self._canary: Canary | None = None
         self._source: CeleryEventSource | None = None
@@ -148,6 +307,7 @@ class Monitor:
         """Fold one event into the core and pass it on. Call on the loop's thread."""
         self.cluster.apply(event)
         self.tasks.apply(event)
+        self.events_check.apply(event)
         updates = self.incidents.apply(event)
         if isinstance(event, QueueDepth):
             self.queues[event.queue] = event
@@ -241,8 +401,41 @@ class Monitor:
     def problems(self, now: float | None = None) -> list[str]:
         """What the operator must know is wrong with hawatch's own view, most serious
         first: one sentence each, saying what to do. The screen shows them on its
-        status line; `now` is the time they are judged at (default: `clock`)."""
-        return [problem for problem in (self.journal_problem, self.celery_problem) if problem]
+        status line; `now` is the time they are judged at (default: `clock`).
+
+        In order: the Celery side off for the session, the sentinels that refuse
+        hawatch or that nobody reaches (`unreachable_advice`), master names asked for
+        that no sentinel monitors, workers that send no events, the journal stopped.
+        Every one of them but the first and the last goes away by itself once fixed
+        outside hawatch: the sources keep retrying.
+        """
+        from hawatch.sources.sentinel import unreachable_advice
+
+        when = self.clock() if now is None else now
+        found = [self.celery_problem] if self.celery_problem else []
+        answering = self.cluster.answering()
+        found += unreachable_advice(self.cluster.unreachable_reasons(), answering=len(answering))
+        unknown = self._unknown_masters(answering)
+        if unknown:
+            found.append(unknown)
+        if self.celery.enabled and self.celery_problem is None:
+            silent = self.events_check.problem(when)
+            if silent:
+                found.append(silent)
+        if self.journal_problem:
+            found.append(self.journal_problem)
+        return found
+
+    def _unknown_masters(self, answering: Sequence[str]) -> str | None:
+        """`unknown_masters` once every seed sentinel answered or failed, and one answered."""
+        if not self.settings.masters or not answering:
+            return None
+        decided = {*answering, *self.cluster.unreachable_reasons()}
+        if any(str(seed) not in decided for seed in self.settings.sentinels):
+            return None  # a seed that has not answered yet may monitor it
+        watcher = self._watcher
+        monitored = watcher.monitored_masters() if watcher is not None else None
+        return unknown_masters(self.settings.masters, self.cluster.master_names(), monitored)
 
     def tasks_fault_at(self, incidents: IncidentsSnapshot | None = None) -> float | None:
         """When the current incident began, for marking the tasks pending since before it.
@@ -339,6 +532,7 @@ class Monitor:
         watcher = SentinelWatcher(
             self.settings, self.feed, topology_interval=self.topology_interval
         )
+        self._watcher = watcher
         tasks = [
             asyncio.create_task(watcher.run(), name="hawatch sentinel watcher"),
             asyncio.create_task(self._ticking(), name="hawatch incident clock"),
@@ -401,6 +595,7 @@ class Monitor:
             spec.url,
             spec.transport_options,
             self._from_thread,
+            name=EVENT_RECEIVER,
             event_exchange=spec.event_exchange,
         )
         source.start()

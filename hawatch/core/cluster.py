@@ -286,6 +286,15 @@ class ClusterState:
             return None
         return format_address(holder.ip, holder.port)
 
+    def answering(self) -> tuple[str, ...]:
+        """The sentinels that answered last time they were asked, sorted (as in
+        `ClusterSnapshot.reachable`)."""
+        return tuple(sorted(self._reachable))
+
+    def unreachable_reasons(self) -> dict[str, str]:
+        """Each sentinel that does not answer, and why (as in `ClusterSnapshot.unreachable`)."""
+        return {sentinel: reason for sentinel, (_, reason) in sorted(self._unreachable.items())}
+
     def switched_at(self, name: str) -> float | None:
         """When hawatch saw the role of `name` move to its current holder (its `since`).
 

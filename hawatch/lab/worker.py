@@ -23,6 +23,14 @@ def lab_env(lab: LabCluster, profile: str = "default") -> dict[str, str]:
     return env
 
 
+_WITHOUT_TASK_EVENTS = (
+    "import sys; from hawatch.lab.demo_app import app; "
+    "app.conf.worker_send_task_events = False; "
+    "app.worker_main(['worker', *sys.argv[1:]])"
+)
+"""`celery -A hawatch.lab.demo_app worker` with the app's task events off (no -E)."""
+
+
 def start_worker(
     lab: LabCluster,
     *,
@@ -30,19 +38,28 @@ def start_worker(
     concurrency: int = 2,
     profile: str = "default",
     ready_timeout: float = 60.0,
+    task_events: bool = True,
+    heartbeat: bool = True,
 ) -> ManagedProcess:
-    """Start a real `celery worker` (with events on) on the lab and wait until it is ready."""
+    """Start a real `celery worker` (with events on) on the lab and wait until it is ready.
+
+    `task_events` False starts it as a worker whose task events were never enabled:
+    without ``-E`` and with the demo app's ``worker_send_task_events`` off, so it sends
+    worker events only (online, heartbeats, offline) until someone runs ``celery
+    control enable_events``. `heartbeat` False adds ``--without-heartbeat``: without
+    task events too (gossip is always off here), it then sends no event at all.
+    """
     assert lab.directory is not None, "start the lab first"
     directory = lab.directory / f"worker-{name}"
     directory.mkdir(exist_ok=True)
+    if task_events:
+        main = ["-m", "celery", "-A", "hawatch.lab.demo_app", "worker", "-E"]
+    else:
+        main = ["-c", _WITHOUT_TASK_EVENTS]
     argv = [
         sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "hawatch.lab.demo_app",
-        "worker",
-        "-E",
+        *main,
+        *([] if heartbeat else ["--without-heartbeat"]),
         "--loglevel",
         "INFO",
         "--pool",

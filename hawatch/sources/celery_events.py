@@ -838,12 +838,60 @@ def _load_app(module: str) -> Celery:
         app = find_app(module)
     except (Exception, SystemExit) as error:
         raise ValueError(
-            f"cannot load a Celery app from {module!r} ({type(error).__name__}); "
-            "give it the way celery -A takes it, e.g. proj.celery:app."
+            f"cannot load a Celery app from {module!r}: {_import_failure(module, error)}"
         ) from None
     if not isinstance(app, Celery):
-        raise ValueError(f"{module!r} is not a Celery app; give the module or module:app.")
+        raise ValueError(
+            f"{module!r} is not a Celery app; give the module or module:app, "
+            "the way celery -A takes it, e.g. proj.celery:app."
+        )
     return app
+
+
+def _import_failure(module: str, error: BaseException) -> str:
+    """Why `find_app(module)` failed and what to do, as the end of one sentence."""
+    where = "check --app, and run hawatch from the project's directory or set PYTHONPATH."
+    package, _, attribute = module.partition(":")
+    top = package.split(".")[0]
+    if isinstance(error, ModuleNotFoundError):
+        missing = error.name or ""
+        if missing == module and attribute:
+            # find_app tries the whole "module:app" as a module name once the attribute is
+            # missing: say which of the two is wrong.
+            if _importable(package):
+                return f"module {package!r} has no attribute {attribute!r}; check --app."
+            missing = package
+        if missing and (missing in (top, package) or package.startswith(missing + ".")):
+            return f"no module named {missing!r}; {where}"
+        return (
+            f"importing it needs the module {missing!r}, which is not installed here; "
+            "run hawatch in the project's environment (virtualenv)."
+        )
+    if isinstance(error, AttributeError):
+        return (
+            f"found no Celery app in {package!r}; give it as module:app, the way celery -A "
+            "takes it, e.g. proj.celery:app."
+        )
+    detail = _first_text(error)
+    raised = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+    return f"importing it raised {raised}; fix the module, or check --app."
+
+
+def _importable(module: str) -> bool:
+    """True if `module` can be found (it was imported already by a failed `find_app`)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _first_text(error: BaseException, limit: int = 60) -> str:
+    """The first line of `error`'s text, cut to `limit` characters."""
+    text = str(error).strip()
+    line = text.splitlines()[0].strip() if text else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _app_broker(app: Celery, module: str) -> tuple[str, dict[str, Any]]:

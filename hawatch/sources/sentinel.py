@@ -23,7 +23,7 @@ import logging
 import math
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -57,6 +57,8 @@ __all__ = [
     "parse_node_replies",
     "parse_replicas_reply",
     "parse_sentinels_reply",
+    "reason_kind",
+    "unreachable_advice",
 ]
 
 _T = TypeVar("_T")
@@ -231,6 +233,112 @@ def _first_line(text: str, limit: int = 80) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+# --------------------------------------------------------------------------- what to do
+
+_REASON_KINDS: tuple[tuple[str, str], ...] = (
+    ("authentication required", "auth-required"),
+    ("authentication failed: this", "no-users"),
+    ("authentication failed", "auth-failed"),
+    ("NOPERM", "noperm"),
+    ("not a sentinel", "not-sentinel"),
+    ("not a Redis server", "not-redis"),
+    ("unexpected reply to SENTINEL MASTERS", "not-sentinel"),
+    ("TLS handshake failed", "tls"),
+    ("host name not found", "host"),
+    ("connection refused", "refused"),
+    ("timed out", "timeout"),
+    ("no route to host", "no-route"),
+)
+"""The kind of each reason `describe_error` gives, by how the reason starts."""
+
+_MISCONFIGURED = {
+    "auth-required": "a password is required at {where}: give it with "
+    "--url redis://:PASSWORD@HOST:PORT or HAWATCH_PASSWORD",
+    "auth-failed": "wrong password or user at {where} (authentication failed): give the "
+    "right ones with --url redis://:PASSWORD@HOST:PORT or HAWATCH_PASSWORD",
+    "no-users": "no ACL users at {where}: give only a password, "
+    "without --username or HAWATCH_USERNAME",
+    "noperm": "permission denied at {where} (NOPERM): give the user the read-only "
+    "monitor ACL in the README",
+    "not-sentinel": "not a sentinel at {where} (a plain Redis server?): give the "
+    "sentinels' addresses (port 26379 by default) with --sentinel or --url",
+    "not-redis": "no Redis server at {where}: give the sentinels' addresses "
+    "(port 26379 by default) with --sentinel or --url",
+    "tls": "TLS handshake failed at {where}: for a TLS port give the CA with "
+    "--tls-ca-cert, for a plain one use redis:// instead of rediss://",
+    "host": "host name not found at {where}: check the host in --sentinel or --url, and DNS",
+}
+"""What to do about a reason that stays until the settings change: said whenever it happens."""
+
+_OUTAGE = {
+    "refused": "no sentinel answers: nothing listens at {where}; check --sentinel or --url "
+    "and that the sentinels run; retrying",
+    "timeout": "no sentinel answers: {where} did not answer in time; check the network, "
+    "a firewall, or a hung sentinel; retrying",
+    "no-route": "no sentinel answers: no route to {where}; check the network and "
+    "the addresses; retrying",
+}
+"""What to do about a reason that comes and goes: said only while no sentinel answers."""
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a reason `describe_error` gave (``refused``, ``auth-failed`` ...), or
+    ``other``."""
+    for prefix, kind in _REASON_KINDS:
+        if reason.startswith(prefix):
+            return kind
+    return "other"
+
+
+def _where(addresses: Sequence[str], total: int) -> str:
+    """``a``, ``a and b``, ``all 3 sentinels`` (of `total`), or ``a, b and 3 more``:
+    short enough for the status line, which lists them all after."""
+    if len(addresses) <= 2:
+        return " and ".join(addresses)
+    if len(addresses) == total:
+        return f"all {total} sentinels"
+    return f"{addresses[0]}, {addresses[1]} and {len(addresses) - 2} more"
+
+
+def unreachable_advice(reasons: Mapping[str, str], *, answering: int) -> list[str]:
+    """What to do about the sentinels that do not answer: one sentence per kind of failure.
+
+    `reasons` maps each unreachable sentinel (``host:port``) to the reason
+    `describe_error` gave; `answering` is how many sentinels answer. A setting
+    that is wrong (a password, a permission, TLS, an address that is no sentinel)
+    is said whenever a sentinel fails so; a failure that comes and goes (refused,
+    timed out) only while no sentinel answers at all: otherwise the status line's
+    list of unreachable sentinels says enough. Settings first, then the outage.
+    """
+    total = answering + len(reasons)
+    by_kind: dict[str, list[str]] = {}
+    for sentinel in sorted(reasons):
+        by_kind.setdefault(reason_kind(reasons[sentinel]), []).append(sentinel)
+    advice = [
+        template.format(where=_where(by_kind[kind], total))
+        for kind, template in _MISCONFIGURED.items()
+        if kind in by_kind
+    ]
+    if answering:
+        return advice
+    for kind, template in _OUTAGE.items():
+        if kind in by_kind:
+            advice.append(template.format(where=_where(by_kind[kind], total)))
+    others = [
+        s
+        for kind, found in by_kind.items()
+        if kind not in (*_MISCONFIGURED, *_OUTAGE)
+        for s in found
+    ]
+    if others:
+        first = reasons[others[0]]
+        advice.append(
+            f"no sentinel answers ({first} at {_where(others, total)}); check --sentinel or --url "
+            "and the sentinels' logs; retrying"
+        )
+    return advice
+
+
 # --------------------------------------------------------------------------- the watcher
 
 _BACKOFF_MIN = 0.2
@@ -266,6 +374,8 @@ class _Watched:
     """Loop time of the last complete topology read."""
     nodes: frozenset[SentinelAddress] = frozenset()
     """The data nodes (masters and replicas) its last topology read named."""
+    monitors: tuple[str, ...] = ()
+    """Every master name its last ``SENTINEL MASTERS`` listed, wanted or not."""
 
 
 def _address(host: object, port: object) -> SentinelAddress | None:
@@ -448,6 +558,12 @@ class SentinelWatcher:
     def sentinels(self) -> tuple[SentinelAddress, ...]:
         """The sentinels being watched now: the seeds and those discovered, sorted."""
         return tuple(sorted(self._watched))
+
+    def monitored_masters(self) -> tuple[str, ...]:
+        """Every master name the answering sentinels monitor, sorted, including those
+        `settings.masters` leaves out (to say which names exist when one asked for does not)."""
+        names = {name for w in self._watched.values() if w.up for name in w.monitors}
+        return tuple(sorted(names))
 
     async def run(self) -> None:
         """Watch until cancelled; then close every connection."""
@@ -683,9 +799,10 @@ class SentinelWatcher:
         if isinstance(masters_reply, BaseException):
             raise masters_reply
         ts = time.time()
-        masters = parse_masters_reply(
-            masters_reply, sentinel=name, ts=ts, only=self.settings.masters
-        )
+        every = parse_masters_reply(masters_reply, sentinel=name, ts=ts)
+        watched.monitors = tuple(master.master for master in every)
+        wanted = set(self.settings.masters)
+        masters = [master for master in every if not wanted or master.master in wanted]
         if isinstance(myid, str | bytes) and _text(myid):
             watched.runid = _text(myid)
         tilt = None

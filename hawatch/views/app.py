@@ -782,7 +782,7 @@ class HawatchApp(App[None]):
         for name in sorted(self._panels):
             yield SystemCommand(
                 f"Choose master {name}",
-                "The failover key and the export act on it",
+                "Shown in full; the export acts on it",
                 lambda name=name: self.choose_master(name),
             )
         if self.monitor.celery.enabled:

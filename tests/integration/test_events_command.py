@@ -221,8 +221,9 @@ def test_an_app_that_cannot_be_loaded_is_one_warning_and_sentinel_events_go_on(
         stderr = events.proc.stderr.read().decode()
         assert stderr.splitlines() == [
             "hawatch: warning: the Celery side is off: cannot load a Celery app from "
-            "'no_such_module_for_hawatch.celery:app' (ModuleNotFoundError); give it the way "
-            "celery -A takes it, e.g. proj.celery:app."
+            "'no_such_module_for_hawatch.celery:app': no module named "
+            "'no_such_module_for_hawatch'; check --app, and run hawatch from the project's "
+            "directory or set PYTHONPATH."
         ], stderr
     finally:
         events.stop()
