@@ -393,6 +393,52 @@ class ProbeResult(Event):
     detail: str | None = None
 
 
+@register
+@dataclass(frozen=True, slots=True)
+class PrometheusObserved(Event):
+    """What Prometheus says about one master, from one round of queries.
+
+    `ts` is when hawatch got the answer; `sample_ts` is the time of the newest sample
+    it is based on (Prometheus's scrape), so ``ts - sample_ts`` is the data's age.
+    """
+
+    TYPE: ClassVar[str] = "prometheus"
+
+    master: str
+    address: str | None
+    """The ``master_address`` whose ``redis_sentinel_master_status`` is 1 (the most
+    sentinels' view); None when Prometheus has no such series."""
+    sample_ts: float | None = None
+    status: float | None = None
+    """``redis_sentinel_master_status`` of that address (1: ok)."""
+    ok_sentinels: float | None = None
+    ok_slaves: float | None = None
+    ckquorum: float | None = None
+    sentinels_up: int | None = None
+    """Sentinels whose exporter reports ``redis_instance_info{redis_mode="sentinel"}``."""
+    nodes_up: int | None = None
+    """Instances with ``redis_up`` 1."""
+    nodes: int | None = None
+    """Instances with a ``redis_up`` series."""
+    links_up: int | None = None
+    """Replicas with ``redis_master_link_up`` 1."""
+    addresses: tuple[str, ...] = ()
+    """Every ``master_address`` Prometheus reports for this master (more than one: the
+    sentinels disagree in Prometheus's view)."""
+    extra: tuple[tuple[str, str], ...] = ()
+    """(PromQL the user configured, its value in a few words)."""
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class PrometheusUnreachable(Event):
+    """A round of queries to Prometheus failed; `reason` says why in a sentence (redacted)."""
+
+    TYPE: ClassVar[str] = "prometheus-down"
+
+    reason: str
+
+
 @dataclass(frozen=True, slots=True)
 class BlindInfo:
     """A time a Celery-side source was disconnected from the broker during an incident."""
