@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from hawatch.journal import Journal
     from hawatch.sources.canary import Canary
     from hawatch.sources.celery_events import BrokerSpec, CeleryEventSource
+    from hawatch.sources.http_probe import HttpProbeOptions
+    from hawatch.sources.prometheus import PrometheusOptions, PrometheusSource
     from hawatch.sources.sentinel import SentinelWatcher
 
 __all__ = [
@@ -257,8 +259,14 @@ class Monitor:
         topology_interval: float = 2.0,
         journal: Journal | None = None,
         events_window: float = NO_EVENTS_WINDOW,
+        prometheus: PrometheusOptions | None = None,
+        probes: Sequence[HttpProbeOptions] = (),
     ) -> None:
         self.settings = settings
+        self.prometheus = prometheus
+        """Where Prometheus is, when its view is shown beside the live one."""
+        self.probes = tuple(probes)
+        """The HTTP probes to poll (the user-facing resume)."""
         self.celery = celery if celery is not None else CeleryOptions(enabled=False)
         if self.celery.canary and settings.read_only:
             raise ValueError("the canary sends tasks, which --read-only forbids; drop one of them.")
@@ -537,8 +545,24 @@ class Monitor:
             asyncio.create_task(watcher.run(), name="hawatch sentinel watcher"),
             asyncio.create_task(self._ticking(), name="hawatch incident clock"),
         ]
-        threads: list[CeleryEventSource | Canary] = []
+        threads: list[CeleryEventSource | Canary | PrometheusSource] = []
         try:
+            if self.prometheus is not None:
+                from hawatch.sources.prometheus import PrometheusSource
+
+                prometheus = PrometheusSource(
+                    self.prometheus, self._from_thread, masters=self.settings.masters
+                )
+                prometheus.start()
+                threads.append(prometheus)
+            if self.probes:
+                from hawatch.sources.http_probe import run_http_probes
+
+                tasks.append(
+                    asyncio.create_task(
+                        run_http_probes(self.probes, self.feed), name="hawatch http probes"
+                    )
+                )
             if self.celery.enabled:
                 await self._start_celery(tasks, threads)
             else:
@@ -569,7 +593,7 @@ class Monitor:
     async def _start_celery(
         self,
         tasks: list[asyncio.Task[None]],
-        threads: list[CeleryEventSource | Canary],
+        threads: list[CeleryEventSource | Canary | PrometheusSource],
     ) -> None:
         from hawatch.sources.canary import Canary
         from hawatch.sources.celery_events import CeleryEventSource, broker_spec
