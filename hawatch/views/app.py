@@ -33,9 +33,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePath
-from typing import Any, ClassVar, TextIO
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -73,6 +73,10 @@ from hawatch.views.pending import PendingPanel
 from hawatch.views.styles import stylesheet_path
 from hawatch.views.timeline import STYLESHEET as TIMELINE_STYLESHEET
 from hawatch.views.timeline import TimelinePanel
+
+if TYPE_CHECKING:
+    from hawatch.sources.http_probe import HttpProbeOptions
+    from hawatch.sources.prometheus import PrometheusOptions
 
 __all__ = [
     "HawatchApp",
@@ -214,6 +218,8 @@ class HawatchApp(App[None]):
         celery: CeleryOptions | None = None,
         journal: Journal | None = None,
         screen: ScreenOptions | None = None,
+        prometheus: PrometheusOptions | None = None,
+        probes: Sequence[HttpProbeOptions] = (),
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -222,7 +228,12 @@ class HawatchApp(App[None]):
         self.theme = THEME_NAMES[self.options.theme]
         self.topology_interval = topology_interval
         self.monitor = Monitor(
-            settings, celery=celery, topology_interval=topology_interval, journal=journal
+            settings,
+            celery=celery,
+            topology_interval=topology_interval,
+            journal=journal,
+            prometheus=prometheus,
+            probes=probes,
         )
         """The sources and the core; rendered on a tick."""
         self._panels: dict[str, MasterPanel] = {}
