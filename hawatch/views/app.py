@@ -70,6 +70,8 @@ from hawatch.views.panel import (
 )
 from hawatch.views.pending import STYLESHEET as PENDING_STYLESHEET
 from hawatch.views.pending import PendingPanel
+from hawatch.views.prometheus import STYLESHEET as PROMETHEUS_STYLESHEET
+from hawatch.views.prometheus import PrometheusPanel
 from hawatch.views.styles import stylesheet_path
 from hawatch.views.timeline import STYLESHEET as TIMELINE_STYLESHEET
 from hawatch.views.timeline import TimelinePanel
@@ -192,6 +194,7 @@ class HawatchApp(App[None]):
         str(stylesheet_path()),
         str(stylesheet_path(PENDING_STYLESHEET)),
         str(stylesheet_path(TIMELINE_STYLESHEET)),
+        str(stylesheet_path(PROMETHEUS_STYLESHEET)),
     ]
     TITLE = "hawatch"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -273,6 +276,7 @@ class HawatchApp(App[None]):
             yield Static(WAITING, id="waiting", markup=False)
             yield MastersList(id="masters-list")
         yield TimelinePanel(id="timeline")
+        yield PrometheusPanel(id="prometheus")
         yield PendingPanel(id="pending")
         yield Static("", id="notice", markup=False)
         yield Static("", id="status", markup=False)
@@ -286,6 +290,7 @@ class HawatchApp(App[None]):
         self.query_one("#notice", Static).display = False
         self.query_one(MastersList).display = False
         self.query_one(PendingPanel).display = self.monitor.celery.enabled
+        self.query_one(PrometheusPanel).display = self.monitor.prometheus is not None
         if self.monitor.journal is not None:
             self._notice(f"recording every event to {self.monitor.journal.path}")
         self.poll_sentinels()
@@ -396,6 +401,7 @@ class HawatchApp(App[None]):
             with self.batch_update():
                 self._layout()
                 self._render_timeline(incidents)
+                self._render_prometheus(snapshot)
                 self._render_pending(incidents)
                 self._render_masters(snapshot)
                 self._render_status(snapshot)
@@ -437,6 +443,8 @@ class HawatchApp(App[None]):
         parts = {"masters", "timeline"}
         if self.monitor.celery.enabled:
             parts.add("pending")
+        if self.monitor.prometheus is not None:
+            parts.add("prometheus")
         if self.zoomed in parts:
             return {self.zoomed}
         return parts - self.hidden
@@ -447,6 +455,7 @@ class HawatchApp(App[None]):
         widgets: dict[str, Widget] = {
             "masters": self.query_one("#masters", VerticalScroll),
             "timeline": self.query_one(TimelinePanel),
+            "prometheus": self.query_one(PrometheusPanel),
             "pending": self.query_one(PendingPanel),
         }
         for name, widget in widgets.items():
@@ -524,6 +533,14 @@ class HawatchApp(App[None]):
         rows = (1 if incidents.history and not incidents.open else 0) if compact else None
         panel.show(incidents, started, now, compact=compact, rows=rows)
 
+    def _render_prometheus(self, snapshot: ClusterSnapshot) -> None:
+        """Prometheus's view beside the live one: two lines, more on tall terminals."""
+        if self.monitor.prometheus is None:
+            return
+        view = self.monitor.prometheus_view.snapshot(snapshot.now, snapshot)
+        rows = 2 if self.compact else 6
+        self.query_one(PrometheusPanel).show(view, rows=rows)
+
     def _render_pending(self, incidents: IncidentsSnapshot) -> None:
         """The PENDING panel: more task rows, and the workers, on taller terminals."""
         if not self.monitor.celery.enabled:
@@ -559,6 +576,9 @@ class HawatchApp(App[None]):
         notice = self.query_one("#notice", Static)
         if notice.display:
             extra += max(1, notice.outer_size.height)
+        prometheus = self.query_one(PrometheusPanel)
+        if prometheus.display:
+            extra += max(1, prometheus.outer_size.height)
         extra += max(0, self.query_one("#status", Static).outer_size.height - 1)
         return extra
 

@@ -15,6 +15,7 @@ from hawatch.core.events import (
     MasterObserved,
     NodeObserved,
     NodeUnreachable,
+    PrometheusObserved,
     QueueDepth,
     ReplicaInfo,
     SentinelReachable,
@@ -23,6 +24,7 @@ from hawatch.core.events import (
 )
 from hawatch.monitor import CeleryOptions
 from hawatch.settings import SentinelAddress, Settings
+from hawatch.sources.prometheus import PrometheusOptions
 from hawatch.sources.sentinel_messages import parse_message
 from hawatch.views.app import HawatchApp
 from hawatch.views.options import ScreenOptions
@@ -55,13 +57,14 @@ class SceneApp(HawatchApp):
         *,
         screen: ScreenOptions | None = None,
         read_only: bool = False,
-        masters: int = 1,
+        prometheus: PrometheusOptions | None = None,
     ) -> None:
         super().__init__(
             scene_settings(read_only=read_only),
             subtitle="mymaster via 3 sentinels",
             celery=CeleryOptions(),
             screen=screen,
+            prometheus=prometheus,
         )
         self.scene = events
         self.monitor.clock = lambda: NOW
@@ -201,3 +204,25 @@ def incident() -> list[Event]:
 def second_master(name: str = "cache", port: int = 6479) -> list[Event]:
     """Another master the same sentinels monitor, healthy."""
     return [_observed(NOW - 500, sentinel, name, port, 0) for sentinel in SENTINELS]
+
+
+def prometheus_lagging() -> list[Event]:
+    """Prometheus's last scrape is from before the switch: it still shows the old master."""
+    return [
+        PrometheusObserved(
+            ts=NOW - 0.5,
+            master="mymaster",
+            address=f"127.0.0.1:{OLD}",
+            sample_ts=SWITCH_AT - 0.4,
+            status=1.0,
+            ok_sentinels=3.0,
+            ok_slaves=2.0,
+            ckquorum=1.0,
+            sentinels_up=3,
+            nodes_up=3,
+            nodes=3,
+            links_up=2,
+            addresses=(f"127.0.0.1:{OLD}",),
+            master_status="ok",
+        )
+    ]

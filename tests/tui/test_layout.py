@@ -6,10 +6,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from scenes import SceneApp, freeze_time_zone, healthy, incident, second_master
+from scenes import (
+    SceneApp,
+    freeze_time_zone,
+    healthy,
+    incident,
+    prometheus_lagging,
+    second_master,
+)
 from textual.pilot import Pilot
 
+from hawatch.sources.prometheus import PrometheusOptions
 from hawatch.views.app import HawatchApp
+from hawatch.views.prometheus import PrometheusPanel
 
 freeze_time_zone()
 
@@ -100,3 +109,26 @@ async def test_a_healthy_cluster_says_so() -> None:
         assert "mymaster   master 127.0.0.1:6379   OK" in shown
         assert "healthy — no incident open this session" in shown
         assert "pending 0" in shown and "workers 1/1 online" in shown
+
+
+async def test_prometheus_beside_the_live_view_at_80x24() -> None:
+    app = SceneApp(
+        [*incident(), *prometheus_lagging()],
+        prometheus=PrometheusOptions(url="http://127.0.0.1:9"),
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "still shows" in screen_text(app))
+        await pilot.pause(0.6)
+        shown = screen_text(app)
+        assert "127.0.0.1:6379" in app.query_one(PrometheusPanel).text
+        assert "Prometheus still shows 127.0.0.1:6379" in shown, shown
+        for needle in ESSENTIALS:
+            assert needle in shown, needle
+        assert not_scrolled(app)
+
+
+async def test_no_prometheus_panel_without_prometheus() -> None:
+    app = SceneApp(incident())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "gap 12.0s" in screen_text(app))
+        assert not app.query_one(PrometheusPanel).display
