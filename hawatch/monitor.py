@@ -49,6 +49,7 @@ from hawatch.core.events import (
     WorkerEvent,
 )
 from hawatch.core.incidents import IncidentModel, IncidentsSnapshot
+from hawatch.core.prometheus import PrometheusView
 from hawatch.core.tasks import TaskTracker
 from hawatch.settings import Settings
 
@@ -280,6 +281,8 @@ class Monitor:
         """Failover incidents: phases, gap, outage; their updates join the stream."""
         self.queues: dict[str, QueueDepth] = {}
         """The latest depth of each gauged queue."""
+        self.prometheus_view = PrometheusView()
+        """What Prometheus says about the masters, beside the live view."""
         self.celery_master: str | None = None
         """The master name the Celery side's broker is, once chosen."""
         self.broker: BrokerSpec | None = None
@@ -316,6 +319,7 @@ class Monitor:
         self.cluster.apply(event)
         self.tasks.apply(event)
         self.events_check.apply(event)
+        self.prometheus_view.apply(event)
         updates = self.incidents.apply(event)
         if isinstance(event, QueueDepth):
             self.queues[event.queue] = event
@@ -413,7 +417,8 @@ class Monitor:
 
         In order: the Celery side off for the session, the sentinels that refuse
         hawatch or that nobody reaches (`unreachable_advice`), master names asked for
-        that no sentinel monitors, workers that send no events, the journal stopped.
+        that no sentinel monitors, workers that send no events, Prometheus not answering
+        (``--prometheus``), the journal stopped.
         Every one of them but the first and the last goes away by itself once fixed
         outside hawatch: the sources keep retrying.
         """
@@ -430,6 +435,9 @@ class Monitor:
             silent = self.events_check.problem(when)
             if silent:
                 found.append(silent)
+        prometheus = self.prometheus_view.problem(when)
+        if prometheus:
+            found.append(prometheus)
         if self.journal_problem:
             found.append(self.journal_problem)
         return found

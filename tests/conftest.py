@@ -98,3 +98,12 @@ def survey() -> Survey:
         return events
 
     return run
+
+
+@pytest.fixture
+def lab_with_prometheus(tmp_path: Path) -> Iterator[LabCluster]:
+    """A fresh fast lab (as `lab`) with redis_exporter and a real Prometheus scraping every
+    node and sentinel every second; Prometheus is ready and has scraped them all once.
+    Its URL is ``lab.prometheus.url``; everything stops by pid with the lab."""
+    with LabCluster(LabConfig.fast(base_dir=tmp_path, with_prometheus=True)) as cluster:
+        yield cluster

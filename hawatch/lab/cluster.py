@@ -28,13 +28,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from hawatch.lab.procs import LabError, ManagedProcess, free_port
+
+if TYPE_CHECKING:
+    from hawatch.lab.prometheus import LabPrometheus
 from hawatch.settings import Secret, SentinelAddress, Settings
 
 T = TypeVar("T")
@@ -192,6 +195,9 @@ class LabConfig:
     """Password of the sentinels (``requirepass`` and ``sentinel sentinel-pass`` on each)."""
     tls: bool = False
     """Serve TLS only (``port 0``, ``tls-port``), replicate and monitor over TLS too."""
+    with_prometheus: bool = False
+    """Also run redis_exporter and Prometheus, scraping every server every second
+    (`hawatch.lab.prometheus`)."""
 
     def __post_init__(self) -> None:
         _check_lab_password(self.password, "password")
@@ -330,6 +336,8 @@ class LabCluster:
         """Other processes tied to this lab (worker, load generator), stopped with it."""
         self.tls: LabTls | None = None
         """The lab's CA and certificate, when it runs with TLS."""
+        self.prometheus: LabPrometheus | None = None
+        """redis_exporter and Prometheus scraping the lab, once started (`start_prometheus`)."""
         self._stopped = False
 
     # -- lifecycle -------------------------------------------------------------
@@ -363,16 +371,34 @@ class LabCluster:
             for i in range(cfg.sentinels):
                 self._start_sentinel(f"sentinel-{i}", master.port)
             self.wait_ready(cfg.ready_timeout)
+            if cfg.with_prometheus:
+                self.start_prometheus()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def start_prometheus(self, interval: float = 1.0) -> LabPrometheus:
+        """Start redis_exporter and Prometheus scraping every server every `interval`
+        seconds; wait until Prometheus is ready and has scraped them all once."""
+        from hawatch.lab.prometheus import LabPrometheus
+
+        if self.prometheus is None:
+            self.prometheus = LabPrometheus(self, interval=interval)
+            try:
+                self.prometheus.start()
+            finally:
+                self._write_manifest()
+        return self.prometheus
 
     def stop(self) -> None:
         """Stop every process of the lab by pid and remove its files. Safe to call twice."""
         if self._stopped:
             return
         self._stopped = True
+        if self.prometheus is not None:
+            with contextlib.suppress(Exception):
+                self.prometheus.stop()
         for proc in reversed(self.extra):
             with contextlib.suppress(Exception):
                 proc.stop(timeout=10.0, group=True)
@@ -547,6 +573,10 @@ class LabCluster:
             if n.process is not None
         }
         pids.update({p.label: p.pid for p in self.extra})
+        if self.prometheus is not None:
+            for proc in (self.prometheus.exporter, self.prometheus.prometheus):
+                if proc is not None:
+                    pids[proc.label] = proc.pid
         manifest = {
             "master_name": self.master_name,
             "sentinels": [str(a) for a in self.sentinel_addresses],
@@ -555,6 +585,7 @@ class LabCluster:
             "ca_cert": str(self.tls.ca_cert) if self.tls is not None else None,
             "password": self.config.password is not None,
             "sentinel_password": self.config.sentinel_password is not None,
+            "prometheus": self.prometheus.url if self.prometheus is not None else None,
         }
         with contextlib.suppress(OSError):
             partial = self.directory / "lab.json.partial"
@@ -570,7 +601,8 @@ class LabCluster:
     def all_pids(self) -> list[int]:
         """Every pid this lab has started, servers and extras."""
         procs = [n.process for n in [*self.data_nodes, *self.sentinel_nodes] if n.process]
-        return [p.pid for p in [*procs, *self.extra]]
+        extra = self.prometheus.pids if self.prometheus is not None else []
+        return [p.pid for p in [*procs, *self.extra]] + extra
 
     # -- readiness ------------------------------------------------------------------
 
