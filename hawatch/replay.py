@@ -11,7 +11,8 @@ computes exactly what it computed live (DESIGN.md, "Time is data"):
   core before the first event is fed, as the live run's options did; the line
   itself is applied where it stands (`Monitor.apply_session`). A journal without
   one (older, or the tail of a rotated one) is replayed with the defaults, and
-  with the Celery side on if it holds any Celery-side event.
+  with the Celery side on if it holds any Celery-side event (an HTTP probe's
+  result is not one).
 - **No derived events.** `IncidentUpdate` lines are not fed: the core recomputes
   them. They are kept (`ReplayResult.recorded`) so that the replay can be
   compared with what was computed live, and each recorded close marks where the
@@ -110,6 +111,15 @@ _CELERY_SIDE = (
 )
 
 
+def _http_probe(event: Event) -> bool:
+    """An HTTP probe's result: the application's side, not the Celery side."""
+    return (
+        isinstance(event, ProbeResult)
+        and isinstance(event.probe, str)
+        and event.probe.startswith("http")
+    )
+
+
 def _line_event(item: JournalLine | Event) -> Event | None:
     return item if isinstance(item, Event) else item.event
 
@@ -201,7 +211,7 @@ def opening_session(lines: Iterable[JournalLine | Event]) -> SessionStarted:
             return event
         if first_ts is None:
             first_ts = event.ts
-        celery = celery or isinstance(event, _CELERY_SIDE)
+        celery = celery or (isinstance(event, _CELERY_SIDE) and not _http_probe(event))
     return SessionStarted(
         ts=first_ts if first_ts is not None else 0.0,
         broker_master=None,

@@ -13,6 +13,13 @@ The figure checked against an SLO is the **gap** (resumed − switched); without
 switch, the **outage** (the time tasks did not run at all). A report passes when
 work resumed and, given an SLO, that figure is within it (``<=``). An incident
 still open, whose work never resumed, never passes.
+
+**Users and Prometheus.** When HTTP probes ran (`IncidentReport.http_probed`) the
+reports add the users' resume beside the Celery one: the users' gap (the first
+successful HTTP probe − switched) and their outage (from the first failed probe);
+when Prometheus was queried (`IncidentReport.prometheus_watched`), how long after the
+switch it first showed the new master (the scraped view's lag behind the live one).
+Neither changes the verdict. Reports without them print exactly as before.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from hawatch.core.incidents import IncidentReport
 
 __all__ = [
     "FIGURES",
+    "PROMETHEUS_FIGURES",
+    "USER_FIGURES",
     "as_json",
     "as_markdown",
     "as_text",
@@ -42,6 +51,10 @@ __all__ = [
 
 #: The figures a summary gives the median, minimum and maximum of.
 FIGURES: tuple[str, ...] = ("gap_s", "outage_s", "split_brain_s")
+#: The users' figures (HTTP probes), in a summary when some run had probes.
+USER_FIGURES: tuple[str, ...] = ("user_gap_s", "user_outage_s")
+#: Prometheus's figure, in a summary when some run queried Prometheus.
+PROMETHEUS_FIGURES: tuple[str, ...] = ("prometheus_lag_s",)
 
 _FIGURE_WORDS = {
     "gap_s": ("gap", "resumed − switched: how long tasks waited after Sentinel's switch"),
@@ -49,6 +62,20 @@ _FIGURE_WORDS = {
     "split_brain_s": (
         "split brain",
         "demoted − switched: how long the old master could still take writes",
+    ),
+}
+_EXTRA_WORDS = {
+    "user_gap_s": (
+        "users' gap",
+        "first successful HTTP probe − switched: how long users waited after the switch",
+    ),
+    "user_outage_s": (
+        "users' outage",
+        "first successful HTTP probe after the switch − first failed one",
+    ),
+    "prometheus_lag_s": (
+        "Prometheus lag",
+        "Prometheus first showed the new master − switched: the scraped view's delay",
     ),
 }
 _TASK_WORDS = (
@@ -142,9 +169,10 @@ def as_json(
 def summary(reports: Sequence[IncidentReport]) -> dict[str, dict[str, float | int | None]]:
     """Per figure (`FIGURES`): ``median``, ``min``, ``max`` over the reports where it is
     final (known, not still counting), and ``runs``, how many those were (None for the
-    others when there were none)."""
+    others when there were none). `USER_FIGURES` too when some report had HTTP probes,
+    `PROMETHEUS_FIGURES` when some report queried Prometheus."""
     result: dict[str, dict[str, float | int | None]] = {}
-    for name in FIGURES:
+    for name in _summary_figures(reports):
         values = [
             value
             for value in (getattr(r, name) for r in reports if name not in r.counting)
@@ -157,6 +185,15 @@ def summary(reports: Sequence[IncidentReport]) -> dict[str, dict[str, float | in
             "runs": len(values),
         }
     return result
+
+
+def _summary_figures(reports: Sequence[IncidentReport]) -> tuple[str, ...]:
+    names = FIGURES
+    if any(r.http_probed for r in reports):
+        names += USER_FIGURES
+    if any(r.prometheus_watched for r in reports):
+        names += PROMETHEUS_FIGURES
+    return names
 
 
 def summary_json(
@@ -202,6 +239,11 @@ def as_text(
         shown = _figure(report, name, unit=" s")
         formula = f" ({meaning.split(':')[0]})" if getattr(report, name) is not None else ""
         add(_labelled(word, f"{shown}{formula}"))
+    if report.http_probed:
+        for index, part in enumerate(_users(report)):
+            add(_labelled("users" if index == 0 else "", part))
+    if report.prometheus_watched:
+        add(_labelled("prometheus", _prometheus(report)))
     for index, group in enumerate(_tasks(report)):
         add(_labelled("tasks" if index == 0 else "", group))
     windows = _blind(report) or ["none: hawatch saw the Celery side throughout"]
@@ -239,6 +281,13 @@ def summary_text(
         )
         lines.append(f"{key:<8}{cells}")
     lines.append(f"{'':<8}(seconds)")
+    names = _summary_figures(reports)
+    for label, group in (("users", USER_FIGURES), ("prometheus", PROMETHEUS_FIGURES)):
+        if group[0] not in names:
+            continue
+        for index, name in enumerate(group):
+            words = f"{_EXTRA_WORDS[name][0].split()[-1]} {_spread(figures[name])}"
+            lines.extend(_labelled(label if index == 0 else "", words))
     for index, (key, value) in enumerate((settings or {}).items()):
         lines.extend(_labelled("settings" if index == 0 else "", f"{key}: {value}"))
     lines.extend(_labelled("result", _summary_verdict(reports, slo)))
@@ -274,6 +323,16 @@ def as_markdown(
     for name in FIGURES:
         word, meaning = _FIGURE_WORDS[name]
         lines.append(f"| {word} | {_figure(report, name)} | {meaning} |")
+    for name in _extra_figures(report):
+        word, meaning = _EXTRA_WORDS[name]
+        lines.append(f"| {word} | {_figure(report, name)} | {meaning} |")
+    extra = []
+    if report.http_probed:
+        extra.append(f"Users: {'; '.join(_users(report))}.")
+    if report.prometheus_watched:
+        extra.append(f"Prometheus: {_prometheus(report)}.")
+    if extra:
+        lines += ["", *(f"- {line}" for line in extra)]
     lines += ["", f"{sub} Tasks", "", "| tasks | count |", "| --- | --- |"]
     values = report.to_dict()["tasks"]
     for key, word in _TASK_WORDS:
@@ -330,11 +389,11 @@ def summary_markdown(
         lines.append(f"| {index} | {_date_time(report.fault)} | {cells} | {verdict(report, slo)} |")
     figures = summary(reports)
     lines += ["", "| seconds | median | min | max |", "| --- | --- | --- | --- |"]
-    for name in FIGURES:
+    for name in _summary_figures(reports):
         f = figures[name]
+        word = _FIGURE_WORDS[name][0] if name in _FIGURE_WORDS else _EXTRA_WORDS[name][0]
         lines.append(
-            f"| {_FIGURE_WORDS[name][0]} | {_number(f['median'])} | {_number(f['min'])} "
-            f"| {_number(f['max'])} |"
+            f"| {word} | {_number(f['median'])} | {_number(f['min'])} | {_number(f['max'])} |"
         )
     if settings:
         lines += ["", f"{sub} Settings", "", "| setting | value |", "| --- | --- |"]
@@ -406,6 +465,57 @@ def _figure(report: IncidentReport, name: str, unit: str = "") -> str:
         return _NONE
     shown = _number(value) + unit
     return f"{shown} and counting" if name in report.counting else shown
+
+
+def _extra_figures(report: IncidentReport) -> tuple[str, ...]:
+    """The users' and Prometheus's figures that apply to `report`."""
+    names: tuple[str, ...] = ()
+    if report.http_probed:
+        names += USER_FIGURES
+    if report.prometheus_watched:
+        names += PROMETHEUS_FIGURES
+    return names
+
+
+def _users(report: IncidentReport) -> list[str]:
+    """The users' side in short parts: their gap, then their outage (or what is missing)."""
+    if report.user_outage_s is not None and report.user_failed is not None:
+        outage = _figure(report, "user_outage_s", unit=" s")
+        failed = f"outage {outage} (failing since {_clock(report.user_failed)})"
+    elif report.user_failed is not None:
+        failed = f"failing since {_clock(report.user_failed)}"
+    else:
+        failed = "no HTTP probe failed"
+    if report.switched is None:
+        return ["no switch, so no users' gap", failed]
+    if report.user_gap_s is None:
+        return ["no HTTP probe succeeded after the switch", failed]
+    gap = _figure(report, "user_gap_s", unit=" s")
+    if "user_gap_s" in report.counting:
+        return [f"gap {gap} (no HTTP probe succeeded since the switch)", failed]
+    return [f"gap {gap} (first successful HTTP probe − switched)", failed]
+
+
+def _prometheus(report: IncidentReport) -> str:
+    """Prometheus's side in a few words: when it showed the new master."""
+    if report.switched is None:
+        return "no switch, so no lag to measure"
+    if report.prometheus_lag_s is None:
+        return "had not shown the new master"
+    lag = _figure(report, "prometheus_lag_s", unit=" s")
+    if "prometheus_lag_s" in report.counting:
+        return f"lag {lag}: still not showing the new master"
+    return f"lag {lag} (it first showed the new master at {_clock(report.prometheus_seen)})"
+
+
+def _spread(figure: Mapping[str, float | int | None]) -> str:
+    """``median 0.412, min 0.300, max 0.520`` (seconds), or ``—`` when no run had it."""
+    if not figure.get("runs"):
+        return _NONE
+    return (
+        f"median {_number(figure['median'])}, min {_number(figure['min'])}, "
+        f"max {_number(figure['max'])}"
+    )
 
 
 def _tasks(report: IncidentReport) -> list[str]:

@@ -378,18 +378,22 @@ class QueueDepth(Event):
 @register
 @dataclass(frozen=True, slots=True)
 class ProbeResult(Event):
-    """One step of a probe's round trip: a canary task sent, started, succeeded, or not sent."""
+    """One step of a probe's round trip: a canary task sent, started, succeeded, or not
+    sent; or one HTTP probe's answer (`hawatch.sources.http_probe`)."""
 
     TYPE: ClassVar[str] = "probe"
 
     probe: str
-    """``canary`` (later: ``http``)."""
+    """``canary``, or an HTTP probe's name, which starts with ``http`` (``http GET
+    127.0.0.1:8801/health``)."""
     phase: str
-    """``sent``, ``started``, ``succeeded``, ``failed``, ``send-failed``."""
+    """The canary: ``sent``, ``started``, ``succeeded``, ``failed``, ``send-failed``; an
+    HTTP probe: ``ok`` or ``failed``."""
     ok: bool
     task_id: str | None = None
     latency: float | None = None
-    """Seconds since the probe was sent, for ``started`` and ``succeeded``."""
+    """Seconds since the probe was sent, for ``started`` and ``succeeded``; an HTTP
+    probe: the request's round trip (until the error, for a failure)."""
     detail: str | None = None
 
 
@@ -427,6 +431,9 @@ class PrometheusObserved(Event):
     sentinels disagree in Prometheus's view)."""
     extra: tuple[tuple[str, str], ...] = ()
     """(PromQL the user configured, its value in a few words)."""
+    master_status: str | None = None
+    """Sentinel's word for `address` (the ``master_status`` label: ``ok``, ``sdown``,
+    ``odown``), so the views can say it instead of a number."""
 
 
 @register
@@ -486,7 +493,8 @@ class IncidentUpdate(Event):
     reached: str | None
     """The phase this update reports (``fault``, ``detected``, ``elected``, ``switched``,
     ``resumed``, ``demoted``, ``closed``), or None for another change (an abort, a phase
-    moved earlier by evidence that arrived late)."""
+    moved earlier by evidence that arrived late, the users' resume or Prometheus's view
+    learnt: those two also after the close, see `hawatch.core.incidents`, "Late figures")."""
     old_master: str | None = None
     """The master's address when the fault began (``host:port``), when known."""
     new_master: str | None = None
@@ -520,6 +528,23 @@ class IncidentUpdate(Event):
     note: str | None = None
     """What an on-call engineer should know, in a sentence or two (an abort, a master
     that came back without a failover, an old master never seen demoted)."""
+    user_resumed: float | None = None
+    """The first successful HTTP probe at or after the (last) switch: the users' resume."""
+    user_gap_s: float | None = None
+    """user_resumed − switched."""
+    user_failed: float | None = None
+    """When the HTTP probes began failing: the start of the failures under way at or
+    after the fault (possibly before it: a crash fails users before Sentinel notices)."""
+    user_outage_s: float | None = None
+    """user_resumed − user_failed."""
+    prometheus_seen: float | None = None
+    """When Prometheus first showed the new master (at or after the last switch)."""
+    prometheus_lag_s: float | None = None
+    """prometheus_seen − switched: how far the scraped view lagged behind the live one."""
+    http_probed: bool = False
+    """HTTP probes ran: the user_* figures mean something (None there: not seen yet)."""
+    prometheus_watched: bool = False
+    """Prometheus was queried: the prometheus_* figures mean something."""
 
 
 @register

@@ -124,6 +124,42 @@ whose ``succeeded`` event was read via a former master (`TaskEvent.via`) at or
 after the switch away from it and before it was demoted (or became master again):
 their results were written to a node that discards them when it resyncs.
 
+**Users** (HTTP probes: `ProbeResult` whose ``probe`` starts with ``http``; they
+concern every master, since nothing says which one the application uses).
+``user_resumed`` is the first successful probe (``ok``) with ``ts >=`` the (last)
+switch, of any probe; ``user_gap_s`` = user_resumed − switched. ``user_failed`` is
+when the users' failures began: for each failed probe at or after the fault (and
+before the users' resume, when known), the start of that probe's run of failures
+(its first failure since its last success), the earliest of them: a crash fails the
+users before Sentinel notices, so it may be earlier than the fault. Runs still under
+way when the incident opens count too. A probe failing since long before the fault
+makes it that early (the users were failing then: the report shows when).
+``user_outage_s`` = user_resumed − user_failed; None when no probe failed. A failed
+probe is **not** evidence of a fault: it never opens an incident, never moves the
+fault and never keeps one open (an application fails for many reasons that are not a
+failover, and a probe that never succeeds must not hold the close); the close rule
+does not wait for the users either. Probes seen before the switch arrives (at most
+`RECENT_WORK` successes) still count for it, as work does. While an incident is open,
+once any HTTP probe has reported, a users' gap not reached yet ticks (``user_gap_s``
+and, after a failure, ``user_outage_s`` in `counting`); `IncidentReport.http_probed`
+says whether probes ran at all (the reports say nothing about users otherwise).
+
+**Prometheus.** ``prometheus_seen`` is the first `PrometheusObserved` (its `ts`:
+when hawatch got the answer) at or after the (last) switch whose `address` is the new
+master of that master name; ``prometheus_lag_s`` = prometheus_seen − switched: how
+far the scraped view lagged behind the live one. While open, once Prometheus has been
+queried (`PrometheusObserved` or `PrometheusUnreachable`), it ticks until seen
+(``prometheus_lag_s`` in `counting`). `IncidentReport.prometheus_watched` says whether
+Prometheus was queried at all. The close does not wait for it.
+
+**Late figures.** Both may come after the close (a scrape interval longer than the
+calm before the close; users who resume after the workers): for `late_wait` seconds
+after its close, the last closed incident of a master that switched still takes its
+first users' resume and Prometheus's view of its new master, if it had none. Its
+report in the history is replaced by one with the figure, and an `IncidentUpdate`
+(status ``closed``, `reached` None) says so. A new incident of the same master ends
+that wait.
+
 **Blind windows.** `BrokerDisconnected`/`BrokerConnected` (the Celery-side
 sources) while an incident is open, or a window still open when it opens, are kept
 in it (the most recent `MAX_BLIND_WINDOWS`).
@@ -131,8 +167,10 @@ in it (the most recent `MAX_BLIND_WINDOWS`).
 **Bounded.** At most one open incident per master name; `max_history` closed
 ones; per incident at most `MAX_SWITCHES` switches, `MAX_WORKERS` resumed
 workers, `MAX_BLIND_WINDOWS` windows and `MAX_AT_RISK` task ids; a ring of the
-`RECENT_WORK` latest work events; role evidence for `MAX_ADDRESSES` addresses
-(`MAX_ROLE_RUNS` changes each) and `MAX_NAMES` master names. Events that are not
+`RECENT_WORK` latest work events (and HTTP successes); `RECENT_PROMETHEUS`
+Prometheus answers; the failure runs of `MAX_PROBES` HTTP probes; role evidence for
+`MAX_ADDRESSES` addresses (`MAX_ROLE_RUNS` changes each) and `MAX_NAMES` master names
+(and as many closed incidents waiting for late figures). Events that are not
 `Event` instances, or whose time is not a finite number, are ignored, as are
 event types the model has no use for (`IncidentUpdate` included), so the whole
 stream can be fed in.
@@ -159,6 +197,8 @@ from hawatch.core.events import (
     NodeObserved,
     NodeUnreachable,
     ProbeResult,
+    PrometheusObserved,
+    PrometheusUnreachable,
     SentinelMessage,
     SwitchInfo,
     TaskEvent,
@@ -200,6 +240,12 @@ MAX_ADDRESSES = 1_000
 MAX_ROLE_RUNS = 16
 #: Master names whose current address, epoch and incident numbers are kept.
 MAX_NAMES = 10_000
+#: HTTP probes (by name) whose current run of failures is kept.
+MAX_PROBES = 1_000
+#: Prometheus answers kept for switches that arrive after them.
+RECENT_PROMETHEUS = 256
+#: The prefix of an HTTP probe's `ProbeResult.probe`.
+HTTP_PROBE_PREFIX = "http"
 
 _ABORTS = {
     "-failover-abort-not-elected": "the sentinel was not elected leader",
@@ -249,10 +295,27 @@ class IncidentReport:
     workers: tuple[tuple[str, float], ...] = ()
     """(hostname, first started/succeeded at or after the switch), earliest first."""
     counting: tuple[str, ...] = ()
-    """The figures still ticking (``gap_s``, ``outage_s``, ``split_brain_s``); empty when
-    they are final."""
+    """The figures still ticking (``gap_s``, ``outage_s``, ``split_brain_s``,
+    ``user_gap_s``, ``user_outage_s``, ``prometheus_lag_s``); empty when they are final."""
     at_risk_ids: tuple[str, ...] = ()
     """The task ids counted in `results_at_risk` (at most `MAX_AT_RISK`), by completion time."""
+    user_resumed: float | None = None
+    """The first successful HTTP probe at or after the (last) switch (module docstring,
+    "Users")."""
+    user_gap_s: float | None = None
+    """user_resumed − switched."""
+    user_failed: float | None = None
+    """When the HTTP probes' failures began (may be before the fault)."""
+    user_outage_s: float | None = None
+    """user_resumed − user_failed; None when no probe failed."""
+    prometheus_seen: float | None = None
+    """When Prometheus first showed the new master (module docstring, "Prometheus")."""
+    prometheus_lag_s: float | None = None
+    """prometheus_seen − switched."""
+    http_probed: bool = False
+    """HTTP probes reported in this session: the user_* figures apply."""
+    prometheus_watched: bool = False
+    """Prometheus was queried in this session: the prometheus_* figures apply."""
 
     @property
     def phases(self) -> dict[str, float | None]:
@@ -290,11 +353,24 @@ class IncidentReport:
             switches=self.switches,
             aborted=self.aborted,
             note=self.note,
+            user_resumed=self.user_resumed,
+            user_gap_s=None if "user_gap_s" in ticking else self.user_gap_s,
+            user_failed=self.user_failed,
+            user_outage_s=None if "user_outage_s" in ticking else self.user_outage_s,
+            prometheus_seen=self.prometheus_seen,
+            prometheus_lag_s=None if "prometheus_lag_s" in ticking else self.prometheus_lag_s,
+            http_probed=self.http_probed,
+            prometheus_watched=self.prometheus_watched,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The drill report's JSON shape (Unix seconds; None where unknown)."""
-        return {
+        """The drill report's JSON shape (Unix seconds; None where unknown).
+
+        ``user_resumed``, ``user_gap_s``, ``user_failed`` and ``user_outage_s`` only when
+        HTTP probes ran (`http_probed`); ``prometheus_seen`` and ``prometheus_lag_s`` only
+        when Prometheus was queried (`prometheus_watched`).
+        """
+        data: dict[str, Any] = {
             "id": self.id,
             "master": self.master,
             "status": self.status,
@@ -323,6 +399,15 @@ class IncidentReport:
             "counting": list(self.counting),
             "results_at_risk_ids": list(self.at_risk_ids),
         }
+        if self.http_probed:
+            data["user_resumed"] = self.user_resumed
+            data["user_gap_s"] = self.user_gap_s
+            data["user_failed"] = self.user_failed
+            data["user_outage_s"] = self.user_outage_s
+        if self.prometheus_watched:
+            data["prometheus_seen"] = self.prometheus_seen
+            data["prometheus_lag_s"] = self.prometheus_lag_s
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,12 +474,16 @@ class _Incident:
         "master",
         "old_master",
         "pending_at_switch",
+        "prom_for",
+        "prom_seen",
         "resumed",
         "risk",
         "sent",
         "switches",
         "timed_out",
         "up",
+        "user_failed",
+        "user_resumed",
         "work_after_fail",
         "workers",
     )
@@ -427,6 +516,14 @@ class _Incident:
         self.risk: dict[str, tuple[float, str]] = {}
         """Task id → (earliest succeeded time, via) read via a former master."""
         self.blind: deque[BlindInfo] = deque(maxlen=MAX_BLIND_WINDOWS)
+        self.user_resumed: float | None = None
+        """The first successful HTTP probe at or after the last switch."""
+        self.user_failed: float | None = None
+        """The earliest start of a run of HTTP probe failures under way in the incident."""
+        self.prom_seen: float | None = None
+        """The first Prometheus answer naming the new master at or after the last switch."""
+        self.prom_for: str | None = None
+        """The new master `prom_seen` was seen for."""
 
     @property
     def switched(self) -> float | None:
@@ -476,19 +573,25 @@ class IncidentModel:
         broker_master: str | None = None,
         demote_wait: float = 60.0,
         work_observed: bool = True,
+        late_wait: float = 120.0,
     ) -> None:
         """`broker_master`: the master name the Celery side uses (settable later);
         `demote_wait`: how long after a switch to wait for the old master's demotion;
-        `work_observed`: False when no Celery-side source runs (no resume to wait for)."""
+        `work_observed`: False when no Celery-side source runs (no resume to wait for);
+        `late_wait`: how long after its close an incident still takes the users' resume
+        and Prometheus's view (module docstring, "Late figures")."""
         if not _finite(stable_after) or stable_after < 0:
             raise ValueError("stable_after must be a finite number of seconds, at least 0")
         if not _finite(demote_wait) or demote_wait < 0:
             raise ValueError("demote_wait must be a finite number of seconds, at least 0")
+        if not _finite(late_wait) or late_wait < 0:
+            raise ValueError("late_wait must be a finite number of seconds, at least 0")
         if isinstance(max_history, bool) or not isinstance(max_history, int) or max_history < 0:
             raise ValueError("max_history must be a whole number, at least 0")
         self.tracker = tracker
         self.stable_after = float(stable_after)
         self.demote_wait = float(demote_wait)
+        self.late_wait = float(late_wait)
         self.max_history = max_history
         self.broker_master = broker_master
         """The master name whose incidents the Celery side (tasks, canary, blind
@@ -513,6 +616,19 @@ class IncidentModel:
         self._deadlines: dict[str, float | None] = {}
         """Per open incident: its close deadline when last computed (end of an `apply`)."""
         self._now = -math.inf
+        self._http_runs: OrderedDict[str, float | None] = OrderedDict()
+        """Per HTTP probe: the first failure of its current run of failures (None: its
+        latest result was a success)."""
+        self._http_oks: deque[float] = deque(maxlen=RECENT_WORK)
+        """The times of the latest successful HTTP probes, for switches that arrive later."""
+        self._prom_recent: deque[tuple[float, str, str]] = deque(maxlen=RECENT_PROMETHEUS)
+        """The latest Prometheus answers: (time, master name, master address)."""
+        self._http_watched = False
+        self._prom_watched = False
+        self._late: OrderedDict[str, IncidentReport] = OrderedDict()
+        """Per master: its last closed incident with a switch, while it takes late figures."""
+        self._amended: list[IncidentUpdate] = []
+        """Updates for closed incidents given a late figure, until `apply` returns them."""
 
     # -- input -----------------------------------------------------------------------
 
@@ -565,8 +681,15 @@ class IncidentModel:
             self._disconnected(event, ts)
         elif isinstance(event, BrokerConnected):
             self._connected(event, ts)
+        elif isinstance(event, PrometheusObserved):
+            self._prometheus(event, ts)
+        elif isinstance(event, PrometheusUnreachable):
+            self._prom_watched = True
         updates.extend(self._changes(before, ts))
         updates.extend(self._close_due(ts))
+        if self._amended:
+            updates.extend(self._amended)
+            self._amended.clear()
         return updates
 
     def tick(self, now: float) -> list[IncidentUpdate]:
@@ -783,6 +906,17 @@ class IncidentModel:
         switched = inc.switched
         if switched is None:
             return
+        if inc.user_resumed is not None and inc.user_resumed < switched:
+            inc.user_resumed = None
+        for ok in self._http_oks:
+            if ok >= switched:
+                inc.user_resumed = _min(inc.user_resumed, ok)
+        new = inc.new_master
+        if inc.prom_seen is not None and (inc.prom_seen < switched or inc.prom_for != new):
+            inc.prom_seen = inc.prom_for = None
+        for seen, name, address in self._prom_recent:
+            if seen >= switched and name == inc.master and _same_address(address, new):
+                inc.prom_seen, inc.prom_for = _min(inc.prom_seen, seen), new
         if inc.resumed is not None and inc.resumed < switched:
             inc.resumed = None
         for worker in [w for w, at in inc.workers.items() if at < switched]:
@@ -812,6 +946,10 @@ class IncidentModel:
             self._work_done(_Work(ts, worker, uuid, via, state == "succeeded"), concerned)
 
     def _probe(self, event: ProbeResult, ts: float) -> None:
+        probe = event.probe
+        if isinstance(probe, str) and probe.startswith(HTTP_PROBE_PREFIX):
+            self._http(probe, event.ok is True, ts)
+            return
         phase = event.phase if isinstance(event.phase, str) else None
         if event.ok is False and phase == "send-failed":
             name = self._probe_master()
@@ -827,6 +965,99 @@ class IncidentModel:
                     inc.work_after_fail = None
         # A canary's round trip (started, succeeded) is read from its task events, which
         # the model sees too, with the node they came through (`via`): they count there.
+
+    def _http(self, probe: str, ok: bool, ts: float) -> None:
+        """One HTTP probe's result: the users' resume, or their failure (never a fault)."""
+        self._http_watched = True
+        if ok:
+            _remember(self._http_runs, probe, None, MAX_PROBES)
+            self._http_oks.append(ts)
+            for inc in self._open.values():
+                switched = inc.switched
+                if switched is not None and ts >= switched:
+                    inc.user_resumed = _min(inc.user_resumed, ts)
+            for name, report in list(self._late.items()):
+                switched = report.switched
+                if report.user_resumed is None and switched is not None and ts >= switched:
+                    self._amend(name, ts, user_resumed=ts)
+            return
+        since = self._http_runs.get(probe)
+        if since is None or since > ts:
+            since = ts
+        _remember(self._http_runs, probe, since, MAX_PROBES)
+        for inc in self._open.values():
+            if ts >= inc.fault and (inc.user_resumed is None or ts < inc.user_resumed):
+                inc.user_failed = _min(inc.user_failed, since)
+
+    def _prometheus(self, event: PrometheusObserved, ts: float) -> None:
+        """Prometheus's view of one master: the first time it shows the new master."""
+        self._prom_watched = True
+        name = _text(event.master)
+        address = _text(event.address)
+        if name is None or address is None:
+            return
+        self._prom_recent.append((ts, name, address))
+        inc = self._open.get(name)
+        if inc is not None:
+            switched = inc.switched
+            new = inc.new_master
+            if (
+                switched is not None
+                and ts >= switched
+                and _same_address(address, new)
+                and (inc.prom_seen is None or ts < inc.prom_seen)
+            ):
+                inc.prom_seen, inc.prom_for = ts, new
+            return
+        report = self._late.get(name)
+        if (
+            report is not None
+            and report.prometheus_seen is None
+            and report.switched is not None
+            and ts >= report.switched
+            and _same_address(address, report.new_master)
+        ):
+            self._amend(name, ts, prometheus_seen=ts)
+
+    def _amend(
+        self,
+        name: str,
+        ts: float,
+        *,
+        user_resumed: float | None = None,
+        prometheus_seen: float | None = None,
+    ) -> None:
+        """Give the last closed incident of `name` a late figure (see "Late figures")."""
+        report = self._late[name]
+        closed = report.closed
+        if closed is None or ts > closed + self.late_wait:
+            del self._late[name]  # its wait is over
+            return
+        switched = report.switched
+        assert switched is not None
+        changes: dict[str, Any] = {
+            "http_probed": self._http_watched or report.http_probed,
+            "prometheus_watched": self._prom_watched or report.prometheus_watched,
+        }
+        if user_resumed is not None:
+            changes["user_resumed"] = user_resumed
+            changes["user_gap_s"] = max(0.0, user_resumed - switched)
+            failed = report.user_failed
+            if failed is not None and failed <= user_resumed:
+                changes["user_outage_s"] = user_resumed - failed
+        if prometheus_seen is not None:
+            changes["prometheus_seen"] = prometheus_seen
+            changes["prometheus_lag_s"] = max(0.0, prometheus_seen - switched)
+        amended = replace(report, **changes)
+        if amended.user_resumed is None or amended.prometheus_seen is None:
+            self._late[name] = amended
+        else:
+            del self._late[name]  # nothing left to learn
+        for index in range(len(self._history) - 1, -1, -1):
+            if self._history[index].id == report.id:
+                self._history[index] = amended
+                break
+        self._amended.append(amended.to_update(ts, None))
 
     def _work_done(self, work: _Work, concerned: list[_Incident]) -> None:
         self._work.append(work)
@@ -993,7 +1224,11 @@ class IncidentModel:
             return None
         number = self._seq.get(name, 0) + 1
         _remember(self._seq, name, number, MAX_NAMES)
+        self._late.pop(name, None)
         inc = _Incident(f"{name}-{number}", name, ts, self._current.get(name) or address)
+        for since in self._http_runs.values():
+            if since is not None:  # the users were failing when it opened
+                inc.user_failed = _min(inc.user_failed, since)
         if self._tasks_concern(name, blind=True):
             inc.blind.extend(self._blind_open.values())
         if self.tracker is not None and self._tasks_concern(name):
@@ -1076,6 +1311,10 @@ class IncidentModel:
             if self.max_history > 0:
                 self._history.append(report)
             _remember(self._closed_at, name, deadline, MAX_NAMES)
+            if report.switched is not None and (
+                report.user_resumed is None or report.prometheus_seen is None
+            ):
+                _remember(self._late, name, report, MAX_NAMES)
             updates.append(report.to_update(now, "closed"))
         return updates
 
@@ -1125,6 +1364,23 @@ class IncidentModel:
             elif live:
                 outage = max(0.0, now - inc.fault)
                 counting.append("outage_s")
+        user_gap = user_outage = prom_lag = None
+        if switched is not None:
+            if inc.user_resumed is not None:
+                user_gap = max(0.0, inc.user_resumed - switched)
+                if inc.user_failed is not None and inc.user_failed <= inc.user_resumed:
+                    user_outage = inc.user_resumed - inc.user_failed
+            elif live and self._http_watched:
+                user_gap = max(0.0, now - switched)
+                counting.append("user_gap_s")
+                if inc.user_failed is not None:
+                    user_outage = max(0.0, now - inc.user_failed)
+                    counting.append("user_outage_s")
+            if inc.prom_seen is not None:
+                prom_lag = max(0.0, inc.prom_seen - switched)
+            elif live and self._prom_watched:
+                prom_lag = max(0.0, now - switched)
+                counting.append("prometheus_lag_s")
         demoted = self._demoted(inc)
         if demoted is not None:
             split = max(0.0, demoted - inc.switches[0].ts)
@@ -1181,6 +1437,14 @@ class IncidentModel:
             workers=tuple(sorted(inc.workers.items(), key=lambda item: (item[1], item[0]))),
             counting=tuple(counting),
             at_risk_ids=tuple(uuid for _, uuid in at_risk),
+            user_resumed=inc.user_resumed if switched is not None else None,
+            user_gap_s=user_gap,
+            user_failed=inc.user_failed,
+            user_outage_s=user_outage,
+            prometheus_seen=inc.prom_seen if switched is not None else None,
+            prometheus_lag_s=prom_lag,
+            http_probed=self._http_watched,
+            prometheus_watched=self._prom_watched,
         )
 
     def _note(self, inc: _Incident, aborted: bool, concerned: bool) -> str | None:
@@ -1227,6 +1491,9 @@ class IncidentModel:
             inc.last_abort,
             inc.timed_out,
             self._back(inc),
+            inc.user_resumed if inc.switches else None,
+            inc.user_failed,
+            inc.prom_seen if inc.switches else None,
         )
 
     def _changes(self, before: Mapping[str, tuple[Any, ...]], ts: float) -> list[IncidentUpdate]:
@@ -1251,6 +1518,20 @@ class IncidentModel:
             for what in reached or [None]:
                 updates.append(report.to_update(ts, what))
         return updates
+
+
+def _same_address(a: str | None, b: str | None) -> bool:
+    """Whether two ``host:port`` name the same node (``[::1]:6379`` is ``::1:6379``)."""
+    if a is None or b is None:
+        return False
+    if a == b:
+        return True
+
+    def split(address: str) -> tuple[str, str]:
+        host, _, port = address.rpartition(":")
+        return host.strip("[]").lower(), port
+
+    return split(a) == split(b)
 
 
 def _remember(store: OrderedDict[str, Any], key: str, value: Any, limit: int) -> None:

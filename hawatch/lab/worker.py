@@ -1,10 +1,13 @@
-"""The lab's Celery worker and load generator, as subprocesses tied to a lab cluster."""
+"""The lab's Celery worker, load generator and demo web endpoint, as subprocesses tied to
+a lab cluster."""
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
+from dataclasses import dataclass
 
 from hawatch.lab.cluster import LabCluster
 from hawatch.lab.demo_app import MASTER_ENV, PROFILE_ENV, PROFILES, SENTINELS_ENV
@@ -124,4 +127,74 @@ def start_loadgen(
             cwd=directory,
             env=lab_env(lab, profile),
         )
+    )
+
+
+@dataclass(frozen=True)
+class DemoWeb:
+    """The demo web endpoint, running: its process (stopped with the lab) and its URL."""
+
+    process: ManagedProcess
+    url: str
+    """``http://127.0.0.1:PORT/health``: what an HTTP probe polls."""
+
+
+_LISTENING = re.compile(r"demo web: listening on (http://\S+)")
+
+
+def start_demo_web(
+    lab: LabCluster, *, port: int = 0, timeout: float = 0.5, ready_timeout: float = 20.0
+) -> DemoWeb:
+    """Start the demo web endpoint (`hawatch.lab.demo_web`) on a loopback `port` (0: any
+    free one) and wait until it listens; its `DemoWeb.url` is what to probe, e.g.
+    ``Monitor(settings, probes=[HttpProbeOptions(web.url)])``.
+
+    Every request writes and reads a key through the lab's sentinels, as a Django cache
+    would (`timeout`: seconds per Redis call): 200 while that works, 503 and the error
+    otherwise. It is stopped, by its pid, with the lab (or by ``web.process.stop()``).
+    """
+    assert lab.directory is not None, "start the lab first"
+    if not 0 <= port <= 65535:
+        raise LabError(f"the demo web endpoint's port must be between 0 and 65535, not {port}.")
+    directory = lab.directory / "demo-web"
+    directory.mkdir(exist_ok=True)
+    env = lab_env(lab)
+    from hawatch.lab.demo_web import PASSWORD_ENV, SENTINEL_PASSWORD_ENV
+
+    if lab.config.password:
+        env[PASSWORD_ENV] = lab.config.password
+    if lab.config.sentinel_password:
+        env[SENTINEL_PASSWORD_ENV] = lab.config.sentinel_password
+    argv = [
+        sys.executable,
+        "-m",
+        "hawatch.lab.demo_web",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--timeout",
+        str(timeout),
+    ]
+    log = directory / "demo-web.log"
+    proc = lab.register(ManagedProcess("demo-web", argv, log_path=log, cwd=directory, env=env))
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        try:
+            text = log.read_text(errors="replace")
+        except OSError:
+            text = ""
+        found = _LISTENING.search(text)
+        if found:
+            return DemoWeb(proc, found.group(1))
+        if not proc.running:
+            raise LabError(
+                f"the demo web endpoint exited at start with status {proc.popen.returncode}: "
+                f"{proc.log_tail(1) or 'no output'}"
+            )
+        time.sleep(0.05)
+    proc.stop()
+    raise LabError(
+        f"the demo web endpoint did not listen within {ready_timeout:.0f} s; see {log}: "
+        f"{proc.log_tail(1)}"
     )

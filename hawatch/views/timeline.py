@@ -16,6 +16,11 @@ a screen. `TimelinePanel` shows it:
 - a table of this session's closed incidents (`history_rows`), oldest first,
   the newest at the bottom.
 
+When HTTP probes run (`IncidentReport.http_probed`), the users' gap stands beside the
+Celery gap once there is a switch (`users_text`: ``users 3.1s`` once a probe
+succeeded after it, ``users waiting`` until then), on the compact line, in the
+figures line and in the healthy line; without probes nothing changes.
+
 ``compact=True`` (80x24) keeps only the gap in words and the phase bar (one line
 when no incident is open); the app chooses.
 
@@ -72,6 +77,7 @@ __all__ = [
     "sparkline",
     "switch_index",
     "throughput_caption",
+    "users_text",
 ]
 
 STYLESHEET = "timeline.tcss"
@@ -227,14 +233,28 @@ def _counting(report: IncidentReport, field: str) -> str:
     return " and counting" if field in report.counting else ""
 
 
+def users_text(report: IncidentReport) -> str:
+    """The users' gap in a word or two: ``users 3.1s`` (the first successful HTTP probe
+    after the switch), ``users waiting`` (none yet); ``""`` without HTTP probes or
+    before the switch."""
+    if not report.http_probed or report.switched is None:
+        return ""
+    if report.user_gap_s is None or "user_gap_s" in report.counting:
+        return "users waiting"
+    return f"users {format_gap(report.user_gap_s)}"
+
+
 def figures_line(report: IncidentReport) -> str:
-    """``outage 15.3s and counting · split brain 2.0s · pending at switch 12 · 3 LOST``.
+    """``users 3.1s · outage 15.3s and counting · split brain 2.0s · pending at switch 12
+    · 3 LOST``.
 
     The figures known so far; those still ticking say ``and counting`` (their value
     is the report's, at the time it was made). Lost tasks only when there are some:
-    while the incident is open the count is not final.
+    while the incident is open the count is not final. The users' gap (`users_text`)
+    only with HTTP probes.
     """
-    parts = []
+    users = users_text(report)
+    parts = [users] if users else []
     if report.outage_s is not None and report.switched is not None:
         parts.append(f"outage {format_gap(report.outage_s)}{_counting(report, 'outage_s')}")
     if report.split_brain_s is not None:
@@ -261,8 +281,11 @@ def focus_incident(open_: Sequence[IncidentReport]) -> IncidentReport | None:
 
 def compact_line(report: IncidentReport, now: float, *, also: Sequence[str] = ()) -> str:
     """The incident on one line: ``gap 14.2s and counting · mymaster :6380→:6381``,
-    and the other masters with an incident open (`also`)."""
-    parts = [gap_text(report, now), f"{report.master} {move_text(*_move(report), short=True)}"]
+    with the users' gap beside the gap when HTTP probes run (``gap 14.2s · users 3.1s ·
+    ...``), and the other masters with an incident open (`also`)."""
+    users = users_text(report)
+    parts = [gap_text(report, now), *([users] if users else [])]
+    parts.append(f"{report.master} {move_text(*_move(report), short=True)}")
     if also:
         parts.append(f"also open: {', '.join(also)}")
     return " · ".join(parts)
@@ -274,7 +297,8 @@ def _move(report: IncidentReport) -> tuple[str | None, str | None]:
 
 def healthy_line(history: Sequence[IncidentReport]) -> str:
     """``healthy — no incident open``, and the last incident's final figures if any:
-    ``· last mymaster 12:03:04: gap 13.1s, outage 14.1s``."""
+    ``· last mymaster 12:03:04: gap 13.1s, outage 14.1s`` (``gap 13.1s, users 2.0s,
+    outage 14.1s`` with HTTP probes)."""
     if not history:
         return f"{HEALTHY} this session"
     last = history[-1]
@@ -284,6 +308,9 @@ def healthy_line(history: Sequence[IncidentReport]) -> str:
         figures.append(f"gap {format_gap(last.gap_s)}")
     elif last.switched is None:
         figures.append("no failover")
+    if last.http_probed and last.switched is not None:
+        users = last.user_gap_s
+        figures.append("users not resumed" if users is None else f"users {format_gap(users)}")
     if last.outage_s is not None:
         figures.append(f"outage {format_gap(last.outage_s)}")
     if last.lost:

@@ -7,13 +7,13 @@ run) against a fresh lab with a real worker, and checks what the core says.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from celery import Celery
+from monitoring import running, wait_until
 
 from hawatch.core.events import BrokerConnected, BrokerDisconnected, Event, ProbeResult
 from hawatch.core.tasks import TasksSnapshot
@@ -23,34 +23,6 @@ from hawatch.lab.procs import ManagedProcess
 from hawatch.monitor import CeleryOptions, Monitor
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-T = TypeVar("T")
-
-
-async def wait_until(what: str, check: Callable[[], T | None], timeout: float = 30.0) -> T:
-    """`check()`'s first truthy value, polled on the loop (the monitor keeps running)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
-        await asyncio.sleep(0.05)
-
-
-@contextlib.asynccontextmanager
-async def running(monitor: Monitor) -> AsyncIterator[Monitor]:
-    """Run `monitor` for the block; it must stop cleanly and promptly afterwards."""
-    task = asyncio.create_task(monitor.run())
-    try:
-        await wait_until("the Celery side to start", lambda: monitor.celery_started, 20)
-        yield monitor
-    finally:
-        task.cancel()
-        started = time.monotonic()
-        await asyncio.wait({task})
-        assert time.monotonic() - started < 5.0
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Digits
 
-from hawatch.core.events import Event, SentinelMessage, TaskEvent
+from hawatch.core.events import Event, ProbeResult, SentinelMessage, TaskEvent
 from hawatch.core.incidents import IncidentModel, IncidentReport, IncidentsSnapshot
 from hawatch.core.tasks import TaskTracker
 from hawatch.views.panel import format_clock
@@ -38,6 +38,7 @@ from hawatch.views.timeline import (
     sparkline,
     switch_index,
     throughput_caption,
+    users_text,
 )
 
 SIZE = (80, 24)
@@ -532,3 +533,63 @@ async def test_every_state_is_said_in_words_without_colour(
         await pilot.pause()
         shown = screen_text(app)
         assert HEALTHY in shown and "gap 13.0s" in shown
+
+
+# ------------------------------------------------------------------------- the users' gap
+
+HEALTH = "http GET 127.0.0.1:8801/health"
+
+
+def http(at: float, ok: bool) -> ProbeResult:
+    return ProbeResult(ts=t(at), probe=HEALTH, phase="ok" if ok else "failed", ok=ok)
+
+
+def with_users(script: Script, until: float, back: float = 6.5) -> Script:
+    """HTTP probes every half second from -2 s to `until`: failing from the fault (0 s)
+    until `back`, 1.5 s after the switch at 5 s."""
+    for n in range(-4, int(until * 2)):
+        at = n / 2
+        script.feed(http(at, not 0.0 <= at < back))
+    return script
+
+
+def test_the_users_gap_stands_beside_the_celery_gap() -> None:
+    # Without probes nothing changes.
+    assert users_text(failover().report(7.3)) == ""
+    # The users wait with the workers, then resume 1.5 s after the switch.
+    script = with_users(fault(), 3.0)
+    assert users_text(script.report(3.0)) == ""  # no switch yet: no users' gap
+    switched(script)
+    with_users(script, 6.0)
+    report = script.report(6.2)
+    assert users_text(report) == "users waiting"
+    assert compact_line(report, t(6.2)) == (
+        f"gap 1.2s and counting · users waiting · {M} :6380→:6381"
+    )
+    with_users(script, 9.5)
+    report = script.report(9.5)
+    assert users_text(report) == "users 1.5s"
+    assert compact_line(report, t(9.5)) == f"gap 4.5s and counting · users 1.5s · {M} :6380→:6381"
+    resumed(script)
+    report = script.report(19.0)
+    assert figures_line(report) == "users 1.5s · outage 18.0s · pending at switch 1"
+    assert compact_line(report, t(19.0)) == f"gap 13.0s · users 1.5s · {M} :6380→:6381"
+    history = script.snapshot(40.0).history
+    assert healthy_line(history) == (
+        f"{HEALTHY} · last {M} {format_clock(t(0.0))}: gap 13.0s, users 1.5s, outage 18.0s, 1 LOST"
+    )
+
+
+async def test_compact_mode_at_80x24_shows_the_users_gap_on_the_gap_line() -> None:
+    app = PanelApp()
+    script = with_users(failover(), 9.5)
+    async with app.run_test(size=SIZE) as pilot:
+        panel = app.query_one(TimelinePanel)
+        panel.show(script.snapshot(9.5), script.started(9.5), t(9.5), compact=True)
+        await pilot.pause()
+        assert panel.outer_size.height == 4  # still two lines inside the border
+        lines = [line for line in screen_text(app).splitlines() if line.strip()]
+        assert f"gap 4.5s and counting · users 1.5s · {M} :6380→:6381" in lines[1]
+        panel.show(script.snapshot(9.5), script.started(9.5), t(9.5), compact=False)
+        await pilot.pause()
+        assert "users 1.5s · outage 9.5s and counting" in screen_text(app)

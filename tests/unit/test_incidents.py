@@ -25,6 +25,8 @@ from hawatch.core.events import (
     NodeObserved,
     NodeUnreachable,
     ProbeResult,
+    PrometheusObserved,
+    PrometheusUnreachable,
     SentinelMessage,
     SwitchInfo,
     TaskEvent,
@@ -1101,3 +1103,291 @@ def test_work_on_the_old_master_in_a_split_brain_is_not_the_resume() -> None:
     assert report.resumed == t(2.5)
     assert close_to(report.gap_s, 1.5)
     assert report.at_risk_ids == ("old-1",)
+
+
+# -- users (HTTP probes) and Prometheus -------------------------------------------------
+
+HEALTH = "http GET 127.0.0.1:8801/health"
+
+
+def http(at: float, ok: bool, name: str = HEALTH) -> ProbeResult:
+    """One HTTP probe's answer at `at` (its phase as `run_http_probes` gives it)."""
+    return ProbeResult(ts=t(at), probe=name, phase="ok" if ok else "failed", ok=ok, latency=0.01)
+
+
+def prom(at: float, address: str | None, master: str = M) -> PrometheusObserved:
+    """Prometheus's answer at `at`: `address` is the master it shows for `master`."""
+    return PrometheusObserved(ts=t(at), master=master, address=address, sample_ts=t(at - 0.5))
+
+
+def probes_every(start: float, stop: float, ok: bool, step: float = 0.5) -> list[ProbeResult]:
+    count = round((stop - start) / step)
+    return [http(start + n * step, ok) for n in range(count)]
+
+
+def merged(*scripts: list[Any]) -> list[Any]:
+    """Several scripts as one stream, by time (the order events arrive in live)."""
+    return sorted((e for script in scripts for e in script), key=lambda e: e.ts)
+
+
+def test_the_users_resume_at_the_first_successful_probe_after_the_switch() -> None:
+    # A crash: the users fail from -0.6 s (before Sentinel's +sdown at 0), a probe
+    # succeeds again at 1.9 s, after the switch at 1.0 s; Celery resumes at 14.123 s.
+    users = [
+        *probes_every(-3.0, -0.6, ok=True),
+        *probes_every(-0.6, 1.9, ok=False),
+        *probes_every(1.9, 20.0, ok=True),
+    ]
+    model = IncidentModel(stable_after=10.0)
+    updates = feed(model, merged(CRASH, users))
+    report = only(model)
+    assert report.http_probed and not report.prometheus_watched
+    assert report.user_resumed == t(1.9)
+    assert close_to(report.user_gap_s, 0.9)
+    assert report.user_failed == t(-0.6)  # before the fault: the users failed first
+    assert close_to(report.user_outage_s, 2.5)
+    assert report.fault == t(0.0)  # failed probes are not evidence of the fault
+    assert close_to(report.gap_s, 13.123)  # the Celery gap, beside it
+    # The users' resume is published as an update of its own (not a phase).
+    learnt = [u for u in updates if u.user_resumed is not None]
+    assert learnt[0].reached is None and close_to(learnt[0].user_gap_s, 0.9)
+    assert reached(updates) == ["fault", "detected", "elected", "switched", None, "resumed"]
+    # It closes as it did without probes, the users' figures kept.
+    [closed] = model.tick(t(30.0))
+    assert closed.closed == t(24.123)
+    assert closed.user_resumed == t(1.9) and close_to(closed.user_outage_s, 2.5)
+    data = model.snapshot(t(31.0)).history[0].to_dict()
+    assert data["user_resumed"] == t(1.9) and data["user_failed"] == t(-0.6)
+    assert "prometheus_seen" not in data
+
+
+def test_successful_probes_before_the_switch_do_not_count() -> None:
+    model = IncidentModel(stable_after=10.0)
+    # The application never failed (it does not use this master): its probes succeed
+    # all along; the first one at or after the switch (1.0 s) is the users' resume.
+    feed(model, merged(CRASH, [http(0.7, True), http(0.95, True), http(1.25, True)]))
+    report = only(model)
+    assert report.user_resumed == t(1.25)
+    assert close_to(report.user_gap_s, 0.25)
+    assert report.user_failed is None and report.user_outage_s is None
+
+
+def test_failed_probes_open_no_incident_and_never_hold_the_close() -> None:
+    model = IncidentModel(stable_after=10.0)
+    assert feed(model, probes_every(0.0, 30.0, ok=False)) == []
+    assert model.reports() == ()
+    # A probe that never succeeds: the incident closes as it would without it.
+    model = IncidentModel(stable_after=10.0)
+    feed(model, merged(CRASH, probes_every(-1.0, 20.0, ok=False)))
+    live = model.snapshot(t(5.0)).open[0]
+    assert "user_gap_s" in live.counting and close_to(live.user_gap_s, 4.0)
+    assert "user_outage_s" in live.counting and close_to(live.user_outage_s, 6.0)
+    [closed] = model.tick(t(30.0))
+    assert closed.closed == t(24.123)
+    assert closed.user_resumed is None and closed.user_gap_s is None
+    assert closed.user_failed == t(-1.0) and closed.http_probed
+    # Failures after the users' resume are not when the users' outage began.
+    model = IncidentModel(stable_after=10.0)
+    feed(model, merged(CRASH, [http(1.5, True), http(2.0, False), http(2.5, True)]))
+    assert only(model).user_failed is None and only(model).user_resumed == t(1.5)
+
+
+def test_a_probe_that_arrives_before_the_switch_it_follows_still_counts() -> None:
+    model = IncidentModel(stable_after=10.0)
+    events = [msg(0.0, "+sdown"), http(0.5, False), http(1.4, True), switch(1.0)]
+    feed(model, events)  # the success at 1.4 s was fed before the switch at 1.0 s
+    report = only(model)
+    assert report.user_resumed == t(1.4) and close_to(report.user_gap_s, 0.4)
+    assert close_to(report.user_outage_s, 0.9)
+
+
+def test_a_second_switch_looks_for_the_users_resume_again() -> None:
+    model = IncidentModel(stable_after=10.0)
+    feed(model, [msg(0.0, "+sdown"), switch(1.0), http(1.5, True)])
+    assert only(model).user_resumed == t(1.5)
+    feed(model, [switch(3.0, B, C), http(3.2, False), http(3.7, True)])
+    report = only(model)
+    assert report.switched == t(3.0)
+    assert report.user_resumed == t(3.7) and close_to(report.user_gap_s, 0.7)
+    assert report.user_failed == t(3.2) and close_to(report.user_outage_s, 0.5)
+
+
+def test_several_probes_each_keep_their_own_run_of_failures() -> None:
+    other = "http GET 127.0.0.1:8802/orders"
+    model = IncidentModel(stable_after=10.0)
+    events = [
+        http(-0.4, False, other),  # the orders page fails first
+        msg(0.0, "+sdown"),
+        http(0.2, True),  # /health still answers
+        http(0.3, False, other),
+        http(0.6, False),  # now /health fails too
+        switch(1.0),
+        http(1.6, True, other),  # the first success of any probe after the switch
+        http(2.1, True),
+    ]
+    feed(model, events)
+    report = only(model)
+    assert report.user_failed == t(-0.4)
+    assert report.user_resumed == t(1.6) and close_to(report.user_outage_s, 2.0)
+
+
+def test_prometheus_lag_is_when_it_first_showed_the_new_master() -> None:
+    model = IncidentModel(stable_after=10.0)
+    scraped = [
+        prom(-1.0, A),
+        prom(0.5, B),  # before the switch: not the scraped view catching up
+        prom(1.5, A),  # still the old master after the switch
+        prom(2.6, B, master="cache"),  # another master name
+        prom(3.5, B),
+        prom(4.5, B),
+    ]
+    updates = feed(model, merged(CRASH, scraped))
+    report = only(model)
+    assert report.prometheus_watched and not report.http_probed
+    assert report.prometheus_seen == t(3.5) and close_to(report.prometheus_lag_s, 2.5)
+    assert any(u.reached is None and u.prometheus_seen == t(3.5) for u in updates)
+    data = report.to_dict()
+    assert data["prometheus_lag_s"] == report.prometheus_lag_s and "user_gap_s" not in data
+    # While it lags, the lag ticks.
+    model = IncidentModel(stable_after=10.0)
+    feed(model, merged(CRASH, scraped[:3]))
+    live = model.snapshot(t(3.0)).open[0]
+    assert "prometheus_lag_s" in live.counting and close_to(live.prometheus_lag_s, 2.0)
+    # An address written another way is the same node.
+    model = IncidentModel(stable_after=10.0)
+    feed(model, [msg(0.0, "+sdown"), switch(1.0, "[::1]:6380", "[::1]:6381")])
+    feed(model, [prom(2.0, "::1:6381")])
+    assert only(model).prometheus_seen == t(2.0)
+
+
+def test_prometheus_without_a_switch_or_unreachable_says_it_was_watched() -> None:
+    model = IncidentModel(stable_after=10.0)
+    feed(model, [PrometheusUnreachable(ts=t(-5.0), reason="connection refused"), *CRASH])
+    report = only(model)
+    assert report.prometheus_watched and report.prometheus_seen is None
+    assert report.prometheus_lag_s is not None and "prometheus_lag_s" in report.counting
+
+
+def test_late_figures_after_the_close_amend_the_closed_incident() -> None:
+    model = IncidentModel(stable_after=10.0, late_wait=60.0)
+    feed(model, [prom(-1.0, A), *CRASH, http(0.5, False)])
+    [closed] = model.tick(t(24.123))
+    assert closed.prometheus_seen is None and closed.user_resumed is None
+    # Prometheus scrapes slowly: the new master shows 29 s after the switch.
+    [late] = model.apply(prom(30.0, B))
+    assert (late.status, late.reached, late.closed) == ("closed", None, t(24.123))
+    assert late.prometheus_seen == t(30.0) and close_to(late.prometheus_lag_s, 29.0)
+    [users] = model.apply(http(31.0, True))
+    assert users.user_resumed == t(31.0) and close_to(users.user_gap_s, 30.0)
+    assert close_to(users.user_outage_s, 30.5) and users.prometheus_seen == t(30.0)
+    [history] = model.snapshot(t(40.0)).history
+    assert history.prometheus_seen == t(30.0) and history.user_resumed == t(31.0)
+    assert history.gap_s == closed.gap_s and history.closed == t(24.123)
+    # Only the first: later answers change nothing.
+    assert model.apply(prom(32.0, B)) == [] and model.apply(http(33.0, True)) == []
+    # Past late_wait, nothing is amended.
+    model = IncidentModel(stable_after=10.0, late_wait=60.0)
+    feed(model, [prom(-1.0, A), *CRASH])
+    model.tick(t(24.123))
+    assert model.apply(prom(24.123 + 60.5, B)) == []
+    assert model.snapshot(t(100.0)).history[0].prometheus_seen is None
+
+
+def test_without_a_celery_side_the_users_resume_may_come_after_the_close() -> None:
+    model = IncidentModel(stable_after=10.0, work_observed=False)
+    feed(model, [msg(0.0, "+sdown"), http(0.2, False), switch(1.0)])
+    [closed] = model.tick(t(11.0))
+    assert closed.closed == t(11.0) and closed.user_resumed is None
+    [late] = model.apply(http(15.0, True))
+    assert late.user_resumed == t(15.0) and close_to(late.user_gap_s, 14.0)
+    # A new incident of the master ends the wait for the old one.
+    model = IncidentModel(stable_after=10.0, work_observed=False)
+    feed(model, [msg(0.0, "+sdown"), switch(1.0)])
+    model.tick(t(11.0))
+    feed(model, [msg(20.0, "+sdown", address=B)])
+    model.apply(http(21.0, True))
+    assert model.snapshot(t(22.0)).history[0].user_resumed is None
+
+
+def test_without_probes_or_prometheus_every_update_is_as_before() -> None:
+    """Journals recorded before HTTP probes and Prometheus: the same updates, to the byte
+    of their old JSON lines (the new fields absent there come back as their defaults)."""
+    model = IncidentModel(stable_after=10.0)
+    updates = feed(model, [*CRASH, probe(0.5, "send-failed", False)])
+    updates += model.tick(t(100.0))
+    new = {
+        "user_resumed",
+        "user_gap_s",
+        "user_failed",
+        "user_outage_s",
+        "prometheus_seen",
+        "prometheus_lag_s",
+        "http_probed",
+        "prometheus_watched",
+    }
+    for update in updates:
+        line = json.loads(to_json(update))
+        assert {key: line.pop(key) for key in new} == dict.fromkeys(new, None) | {
+            "http_probed": False,
+            "prometheus_watched": False,
+        }
+        assert from_json(json.dumps(line)) == update  # an old line reads as the same update
+    [report] = model.reports()
+    data = report.to_dict()
+    assert not new & set(data)
+    assert report.counting == ()
+
+
+_USER_EVENTS = st.one_of(
+    _EVENTS,
+    st.builds(
+        lambda ts, ok, name: ProbeResult(
+            ts=ts, probe=name, phase="ok" if ok else "failed", ok=ok, latency=0.1
+        ),
+        _TIMES,
+        st.booleans(),
+        st.sampled_from([HEALTH, "http GET 127.0.0.1:8802/x"]),
+    ),
+    st.builds(
+        PrometheusObserved,
+        ts=_TIMES,
+        master=_MASTERS,
+        address=st.one_of(st.none(), _ADDRESSES),
+    ),
+    st.builds(PrometheusUnreachable, ts=_TIMES, reason=st.just("down")),
+)
+
+
+def _check_users(report: IncidentReport | IncidentUpdate) -> None:
+    _check(report)
+    for figure in ("user_gap_s", "user_outage_s", "prometheus_lag_s"):
+        value = getattr(report, figure)
+        assert value is None or (math.isfinite(value) and value >= 0), (figure, value)
+    for seen in (report.user_resumed, report.prometheus_seen):
+        if seen is not None:
+            assert report.switched is not None and seen >= report.switched
+    if report.user_outage_s is not None:
+        assert report.user_failed is not None
+        counting = isinstance(report, IncidentReport) and "user_outage_s" in report.counting
+        assert counting or report.user_resumed is not None
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    events=st.lists(_USER_EVENTS, max_size=60),
+    work=st.booleans(),
+    now=_TIMES,
+)
+def test_fuzz_with_probes_and_prometheus_figures_are_never_negative(
+    events: list[Any], work: bool, now: float
+) -> None:
+    model = IncidentModel(stable_after=3.0, demote_wait=5.0, late_wait=4.0, work_observed=work)
+    for event in events:
+        updates = model.tick(event[1]) if isinstance(event, tuple) else model.apply(event)
+        for update in updates:
+            _check_users(update)
+            assert from_json(to_json(update)) == update
+    snap = model.snapshot(now)
+    for report in (*snap.open, *snap.history, *model.reports()):
+        _check_users(report)
+        json.dumps(report.to_dict())

@@ -23,6 +23,7 @@ from hawatch.core.events import (
     MasterObserved,
     NodeObserved,
     ProbeResult,
+    PrometheusObserved,
     SentinelMessage,
     SentinelReachable,
     SessionStarted,
@@ -513,3 +514,87 @@ def test_a_file_that_is_not_a_journal_is_status_2(tmp_path: Path) -> None:
     assert result.stdout == ""
     result = run(str(tmp_path), "--report")  # a directory
     assert result.returncode == 2 and "cannot read the journal" in result.stderr
+
+
+# --------------------------------------------------------------------------- users and Prometheus
+
+NEW_FIELDS = (
+    "user_resumed",
+    "user_gap_s",
+    "user_failed",
+    "user_outage_s",
+    "prometheus_seen",
+    "prometheus_lag_s",
+    "http_probed",
+    "prometheus_watched",
+)
+
+
+def test_a_journal_from_before_http_probes_and_prometheus_replays_as_before(
+    journal: Path, tmp_path: Path
+) -> None:
+    """Its incident lines lack the users' and Prometheus's fields: the replay computes the
+    same updates (no difference said) and prints the same report, without those figures."""
+    old = tmp_path / "old.jsonl"
+    with old.open("w") as out:
+        for line in journal.read_text().splitlines():
+            data = json.loads(line)
+            if data["type"] == "incident":
+                for name in NEW_FIELDS:
+                    data.pop(name)
+            out.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
+    before, after = replay_file(journal), replay_file(old)
+    assert after.recorded and after.differences() == 0
+    assert after.reports == before.reports
+    report = the_incident(after.reports)
+    assert not report.http_probed and not report.prometheus_watched
+    shown = run(str(old), "--report")
+    assert shown.returncode == 0 and shown.stderr == ""
+    lines, recorded = shown.stdout.splitlines(), run(str(journal), "--report").stdout.splitlines()
+    end = next(n for n, line in enumerate(lines) if line.startswith("settings    journal: "))
+    assert lines[:end] == recorded[:end] and lines[-1] == recorded[-1]
+    assert "users" not in shown.stdout and "prometheus" not in shown.stdout
+    data = json.loads(run(str(old), "--json").stdout)
+    assert not [key for key in data if key.startswith(("user_", "prometheus_"))]
+
+
+HEALTH = "http GET 127.0.0.1:8801/health"
+
+
+def with_users() -> list[Event]:
+    """`crash` with an HTTP probe every half second: failing from 10 s (the crash) until
+    a second after the switch."""
+    users = [
+        ProbeResult(
+            ts=t(n / 2),
+            probe=HEALTH,
+            phase="failed" if 10.0 <= n / 2 < SWITCH + 1.0 else "ok",
+            ok=not 10.0 <= n / 2 < SWITCH + 1.0,
+            latency=0.01,
+        )
+        for n in range(2, 2 * 40)
+    ]
+    # Prometheus scrapes slowly: it shows the new master only after the close.
+    scraped = [
+        PrometheusObserved(ts=t(at), master=M, address=OLD if at < 35 else NEW)
+        for at in (5.0, 20.0, 35.0)
+    ]
+    return sorted([*crash(), *users, *scraped], key=lambda event: event.ts)
+
+
+def test_a_journal_with_http_probes_replays_the_users_resume(tmp_path: Path) -> None:
+    path = tmp_path / "users.jsonl"
+    live = the_incident(live_run(with_users(), path).incidents.reports())
+    assert live.http_probed and live.user_failed == t(10.0)
+    assert live.user_resumed == t(17.5) and round(live.user_gap_s * 1000) == 1100  # type: ignore[operator]
+    assert live.closed == t(RESUME + 10.0) and live.prometheus_seen == t(35.0)  # a late figure
+    result = replay_file(path)
+    assert result.differences() == 0 and result.reports == (live,)
+    late = [u for u in result.recorded if u.prometheus_seen is not None]
+    assert [(u.status, u.reached) for u in late] == [("closed", None)]
+    shown = run(str(path), "--report")
+    assert "users       gap 1.100 s (first successful HTTP probe − switched)" in shown.stdout
+    # A journal without its session line: HTTP probes alone are not a Celery side.
+    probes_only = [e for e in with_users() if isinstance(e, ProbeResult) and e.probe == HEALTH]
+    assert opening_session(probes_only).celery is False
+    assert opening_session(crash()).celery is True

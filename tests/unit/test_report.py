@@ -329,3 +329,129 @@ def test_the_report_module_needs_neither_the_drill_nor_the_screen() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# -- users (HTTP probes) and Prometheus ------------------------------------------------
+
+
+def with_users(**changes: Any) -> IncidentReport:
+    """The crash with HTTP probes failing from 0.4 s before the fault until 0.8 s after
+    the switch, and Prometheus showing the new master 2.25 s after it."""
+    switched = T0 + 6.3
+    values: dict[str, Any] = {
+        "http_probed": True,
+        "user_failed": T0 - 0.4,
+        "user_resumed": switched + 0.8,
+        "user_gap_s": 0.8,
+        "user_outage_s": 7.5,
+        "prometheus_watched": True,
+        "prometheus_seen": switched + 2.25,
+        "prometheus_lag_s": 2.25,
+    }
+    values.update(changes)
+    return crash(**values)
+
+
+def test_reports_without_probes_or_prometheus_say_nothing_about_them() -> None:
+    report = crash()
+    text = as_text(report, scenario="crash", slo=10)
+    assert "users" not in text and "prometheus" not in text.lower() and "HTTP" not in text
+    md = as_markdown(report)
+    assert "users" not in md.lower() and "prometheus" not in md.lower()
+    data = as_json(report)
+    assert not {k for k in data if k.startswith(("user_", "prometheus_"))}
+    assert set(summary([report])) == {"gap_s", "outage_s", "split_brain_s"}
+    assert "users" not in summary_text([report]) and "users" not in summary_markdown([report])
+
+
+def test_the_users_resume_and_the_prometheus_lag_beside_the_celery_gap() -> None:
+    report = with_users()
+    lines = as_text(report, scenario="crash", slo=10).splitlines()
+    assert all(len(line) <= 80 for line in lines), [ln for ln in lines if len(ln) > 80]
+    gap = lines.index("gap         6.900 s (resumed − switched)")
+    assert lines[gap + 3 : gap + 6] == [
+        "users       gap 0.800 s (first successful HTTP probe − switched)",
+        "            outage 7.500 s (failing since 22:13:19.600)",
+        "prometheus  lag 2.250 s (it first showed the new master at 22:13:28.550)",
+    ]
+    assert lines[-1] == "result      PASSED: gap 6.900 s is within the SLO of 10 s."  # unchanged
+
+    data = as_json(report, scenario="crash")
+    assert json.loads(json.dumps(data)) == data
+    assert data["user_gap_s"] == 0.8 and data["user_outage_s"] == 7.5
+    assert data["user_resumed"] == T0 + 7.1 and data["user_failed"] == T0 - 0.4
+    assert data["prometheus_seen"] == T0 + 8.55 and data["prometheus_lag_s"] == 2.25
+
+    md = as_markdown(report).splitlines()
+    assert any(line.startswith("| users' gap | 0.800 | first successful HTTP") for line in md)
+    assert any(line.startswith("| users' outage | 7.500 |") for line in md)
+    assert any(line.startswith("| Prometheus lag | 2.250 |") for line in md)
+    assert "- Prometheus: lag 2.250 s (it first showed the new master at 22:13:28.550)." in md
+    assert (
+        "- Users: gap 0.800 s (first successful HTTP probe − switched); "
+        "outage 7.500 s (failing since 22:13:19.600)."
+    ) in md
+
+
+def test_users_and_prometheus_not_there_yet_are_said_in_words() -> None:
+    open_ = with_users(
+        status="open",
+        closed=None,
+        user_resumed=None,
+        user_gap_s=3.0,
+        user_outage_s=9.7,
+        prometheus_seen=None,
+        prometheus_lag_s=3.0,
+        counting=("user_gap_s", "user_outage_s", "prometheus_lag_s"),
+    )
+    text = as_text(open_)
+    assert (
+        "users       gap 3.000 s and counting (no HTTP probe succeeded since the switch)\n"
+        "            outage 9.700 s and counting (failing since 22:13:19.600)\n"
+        "prometheus  lag 3.000 s and counting: still not showing the new master\n"
+    ) in text
+    never = with_users(
+        user_resumed=None,
+        user_gap_s=None,
+        user_outage_s=None,
+        user_failed=None,
+        prometheus_seen=None,
+        prometheus_lag_s=None,
+    )
+    text = as_text(never)
+    assert (
+        "users       no HTTP probe succeeded after the switch\n"
+        "            no HTTP probe failed\n"
+        "prometheus  had not shown the new master\n"
+    ) in text
+    assert never.to_dict()["user_gap_s"] is None  # the key is there: probes ran
+    healthy = with_users(user_failed=None, user_outage_s=None)
+    assert "            no HTTP probe failed\n" in as_text(healthy)
+    failing = with_users(user_outage_s=None)
+    assert "            failing since 22:13:19.600\n" in as_text(failing)
+    quiet = no_failover()
+    quiet = replace(quiet, http_probed=True, user_failed=T0 + 0.5, prometheus_watched=True)
+    text = as_text(quiet)
+    assert (
+        "users       no switch, so no users' gap\n            failing since 22:13:20.500\n" in text
+    )
+    assert "prometheus  no switch, so no lag to measure\n" in text
+    assert "- Users: no switch, so no users' gap; failing since 22:13:20.500." in as_markdown(quiet)
+
+
+def test_a_summary_adds_the_users_and_prometheus_figures_when_some_run_had_them() -> None:
+    runs = [with_users(user_gap_s=0.5), with_users(user_gap_s=1.5), crash()]
+    figures = summary(runs)
+    assert figures["user_gap_s"] == {"median": 1.0, "min": 0.5, "max": 1.5, "runs": 2}
+    assert figures["prometheus_lag_s"]["runs"] == 2
+    lines = summary_text(runs, scenario="crash").splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    start = lines.index("users       gap median 1.000, min 0.500, max 1.500")
+    assert lines[start + 1 : start + 3] == [
+        "            outage median 7.500, min 7.500, max 7.500",
+        "prometheus  lag median 2.250, min 2.250, max 2.250",
+    ]
+    md = summary_markdown(runs)
+    assert "| users' gap | 1.000 | 0.500 | 1.500 |" in md
+    assert "| Prometheus lag | 2.250 | 2.250 | 2.250 |" in md
+    assert summary_json(runs)["summary"]["user_outage_s"]["median"] == 7.5
