@@ -12,13 +12,14 @@ import contextlib
 import functools
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from hawatch import __version__
+from hawatch.cli_extras import extra_options, http_probe_options, prometheus_options
 from hawatch.monitor import DEFAULT_LOST_AFTER
 from hawatch.settings import Settings, SettingsError, load_settings, redact_url
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from hawatch.journal import Journal
     from hawatch.lab import LabCluster, LabConfig
     from hawatch.monitor import CeleryOptions, Monitor
+    from hawatch.sources.http_probe import HttpProbeOptions
+    from hawatch.sources.prometheus import PrometheusOptions
     from hawatch.views.options import ScreenOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -383,6 +386,7 @@ def _open_journal(
 @celery_options()
 @journal_option(default_on=True)
 @screen_options
+@extra_options
 @click.option(
     "--read-only",
     "read_only",
@@ -397,11 +401,13 @@ def watch(
     journal: str | None,
     no_journal: bool,
     screen: dict[str, Any],
+    extras: dict[str, Any],
 ) -> None:
     """Open the live screen on a Sentinel deployment (the default command)."""
     settings = load_settings(**connection, read_only=read_only)
     options = _celery_options(settings, celery)
     look = _screen_options(screen)
+    prometheus, probes = prometheus_options(extras), http_probe_options(extras)
     recording = _open_journal(settings, journal, default_on=True, off=no_journal)
     from hawatch.views.app import HawatchApp
 
@@ -412,10 +418,23 @@ def watch(
             celery=options,
             journal=recording,
             screen=look,
+            prometheus=prometheus,
+            probes=probes,
         ).run()
     finally:
         if recording is not None:
             recording.close()
+
+
+with_prometheus_option = click.option(
+    "--with-prometheus",
+    is_flag=True,
+    default=False,
+    help="Also run redis_exporter and Prometheus on loopback ports, scraping every "
+    "node and sentinel every second (needs the prometheus and "
+    "prometheus-redis-exporter commands).",
+)
+"""``--with-prometheus``, shared by `lab` and `demo`."""
 
 
 def lab_options(func: F) -> F:
@@ -536,19 +555,29 @@ def _say(text: str) -> None:
     metavar="RATE",
     help="Also send demo tasks at RATE per second (0: none).",
 )
-def lab(worker: bool, load_rate: float, profile: str, **kw: Any) -> None:
+@with_prometheus_option
+def lab(worker: bool, load_rate: float, profile: str, with_prometheus: bool, **kw: Any) -> None:
     """Run a real Sentinel cluster on loopback ports until Ctrl-C.
 
     A master, its replicas and its sentinels from redis-server (or
     valkey-server, or $HAWATCH_REDIS_SERVER), each in a temporary directory
-    that is removed at the end. Optionally a Celery worker and a load
-    generator. Everything stops on Ctrl-C.
+    that is removed at the end. Optionally a Celery worker, a load generator,
+    and Prometheus with redis_exporter. Everything stops on Ctrl-C.
     """
     from hawatch.lab import LabCluster, signals_raise_interrupt, start_loadgen, start_worker
 
     config = _lab_config(**kw)
+    config.with_prometheus = with_prometheus
     with signals_raise_interrupt(), LabCluster(config) as cluster:
         _print_lab(cluster)
+        if cluster.prometheus is not None:
+            prometheus = cluster.prometheus
+            click.echo(f"prometheus   {prometheus.url} (pid {prometheus.pid})")
+            click.echo(
+                f"exporter     {prometheus.exporter_url}/scrape?target=redis://HOST:PORT "
+                f"(pid {prometheus.exporter_pid})"
+            )
+            click.echo(f"with it:     --prometheus {prometheus.url}")
         if worker:
             proc = start_worker(cluster, profile=profile)
             click.echo(f"worker       pid {proc.pid}, log {proc.log_path}")
@@ -599,6 +628,7 @@ def _print_lab(cluster: LabCluster) -> None:
 )
 @journal_option(default_on=True)
 @screen_options
+@with_prometheus_option
 def demo(
     load_rate: float,
     canary_rate: float,
@@ -606,17 +636,29 @@ def demo(
     journal: str | None,
     no_journal: bool,
     screen: dict[str, Any],
+    with_prometheus: bool,
     **kw: Any,
 ) -> None:
-    """Start a local cluster, a Celery worker and a load generator, then the screen.
+    """Start a local cluster, a Celery worker, a load generator and a web endpoint that
+    uses the cluster as a cache, then the screen (it probes the endpoint: the users'
+    side of a failover).
 
     Everything started is stopped when the screen closes (q or Ctrl-C).
     """
-    from hawatch.lab import LabCluster, signals_raise_interrupt, start_loadgen, start_worker
+    from hawatch.lab import (
+        LabCluster,
+        signals_raise_interrupt,
+        start_demo_web,
+        start_loadgen,
+        start_worker,
+    )
     from hawatch.monitor import CeleryOptions
+    from hawatch.sources.http_probe import HttpProbeOptions
+    from hawatch.sources.prometheus import PrometheusOptions
     from hawatch.views.app import HawatchApp
 
     config = _lab_config(**kw)
+    config.with_prometheus = with_prometheus
     look = _screen_options(screen)
     _say("starting a Sentinel cluster on loopback ports ...")
     with signals_raise_interrupt():
@@ -626,6 +668,12 @@ def demo(
             _say(f"cluster ready in {cluster.directory}; starting a Celery worker ...")
             start_worker(cluster, profile=profile)
             start_loadgen(cluster, rate=load_rate, profile=profile)
+            web = start_demo_web(cluster)
+            _say(f"web endpoint {web.url} (the screen probes it)")
+        prometheus = None
+        if cluster.prometheus is not None:
+            prometheus = PrometheusOptions(url=cluster.prometheus.url, interval=0.5)
+            _say(f"prometheus {cluster.prometheus.url}")
         addresses = ", ".join(str(a) for a in cluster.sentinel_addresses)
         settings = cluster.settings()
         recording = _open_journal(settings, journal, default_on=True, off=no_journal)
@@ -636,12 +684,14 @@ def demo(
                 celery=CeleryOptions(canary_rate=canary_rate),
                 journal=recording,
                 screen=look,
+                prometheus=prometheus,
+                probes=[HttpProbeOptions(web.url, interval=0.25)],
             ).run()
         finally:
             if recording is not None:
                 recording.close()
     finally:
-        _say("stopping the demo cluster, worker and load generator ...")
+        _say("stopping the demo cluster, worker, load generator and web endpoint ...")
         cluster.stop()
 
 
@@ -697,7 +747,12 @@ class _JsonLinesOut:
 
 
 async def _stream_events(
-    settings: Settings, celery: CeleryOptions, journal: Journal | None = None
+    settings: Settings,
+    celery: CeleryOptions,
+    journal: Journal | None = None,
+    *,
+    prometheus: PrometheusOptions | None = None,
+    probes: Sequence[HttpProbeOptions] = (),
 ) -> int:
     """Run every source and print their events until a signal or a closed pipe.
 
@@ -720,7 +775,14 @@ async def _stream_events(
     out = _JsonLinesOut(finish)
     from hawatch.monitor import Monitor
 
-    monitor = Monitor(settings, celery=celery, emit=out.write, journal=journal)
+    monitor = Monitor(
+        settings,
+        celery=celery,
+        emit=out.write,
+        journal=journal,
+        prometheus=prometheus,
+        probes=probes,
+    )
     task = asyncio.create_task(_run_and_report(monitor), name="events source")
     try:
         waiters: set[asyncio.Future[Any]] = {task, finished}
@@ -758,7 +820,13 @@ async def _run_and_report(monitor: Monitor) -> None:
 @connection_options
 @celery_options()
 @journal_option(default_on=False)
-def events(connection: dict[str, Any], celery: dict[str, Any], journal: str | None) -> int:
+@extra_options
+def events(
+    connection: dict[str, Any],
+    celery: dict[str, Any],
+    journal: str | None,
+    extras: dict[str, Any],
+) -> int:
     """Print every event as one JSON line, for scripts.
 
     Runs without the screen: Sentinel messages (+switch-master, +sdown ...),
@@ -775,9 +843,12 @@ def events(connection: dict[str, Any], celery: dict[str, Any], journal: str | No
 
     settings = load_settings(**connection)
     options = _celery_options(settings, celery)
+    prometheus, probes = prometheus_options(extras), http_probe_options(extras)
     recording = _open_journal(settings, journal, default_on=False)
     try:
-        return asyncio.run(_stream_events(settings, options, recording))
+        return asyncio.run(
+            _stream_events(settings, options, recording, prometheus=prometheus, probes=probes)
+        )
     finally:
         if recording is not None:
             recording.close()
@@ -800,6 +871,7 @@ cli.add_command(replay_command)
 @connection_options
 @celery_options()
 @screen_options
+@extra_options
 @click.option(
     "--read-only",
     "read_only",
@@ -849,6 +921,7 @@ def serve(
     host: str,
     port: int,
     browser_failover: bool,
+    extras: dict[str, Any],
 ) -> int:
     """Serve the live screen to web browsers, for demos.
 
@@ -868,6 +941,8 @@ def serve(
     settings = load_settings(**connection, read_only=read_only)
     _celery_options(settings, celery)
     _screen_options(screen)
+    prometheus_options(extras)
+    http_probe_options(extras)
     try:
         viewer = viewer_command(
             connection,
@@ -876,6 +951,7 @@ def serve(
             read_only=read_only,
             journal=journal,
             allow_failover=browser_failover,
+            extras=extras,
         )
         loopback = is_loopback(host)
         server = WebServer(viewer, host=host, port=port)

@@ -4,7 +4,9 @@ view of the masters (``--prometheus``) and HTTP probes of the application
 
 Secrets stay off the command line where they can: a Prometheus password may be in the
 URL but is better in ``HAWATCH_PROMETHEUS_PASSWORD``, and a bearer token is only read
-from ``HAWATCH_PROMETHEUS_TOKEN``.
+from ``HAWATCH_PROMETHEUS_TOKEN``. Like the Redis side's, skipping the check of
+Prometheus's certificate is not a flag but ``HAWATCH_PROMETHEUS_INSECURE=1``: a
+deliberate choice written down, not a word typed in a hurry.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import functools
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import click
 
 from hawatch.settings import Secret, redact_url
-from hawatch.sources.http_probe import HttpProbeOptions
-from hawatch.sources.prometheus import PrometheusOptions
+
+if TYPE_CHECKING:  # the sources import their clients: only when they are used
+    from hawatch.sources.http_probe import HttpProbeOptions
+    from hawatch.sources.prometheus import PrometheusOptions
 
 __all__ = [
     "EXTRA_FLAGS",
@@ -35,7 +39,6 @@ EXTRA_FLAGS = (
     "prometheus",
     "prometheus_user",
     "prometheus_ca_cert",
-    "prometheus_insecure",
     "promql",
     "http_probes",
     "http_probe_method",
@@ -70,11 +73,6 @@ def extra_options(func: F) -> F:
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             metavar="FILE",
             help="PEM file of the CA that signed Prometheus's certificate.",
-        ),
-        click.option(
-            "--prometheus-insecure",
-            is_flag=True,
-            help="Do not verify Prometheus's TLS certificate.",
         ),
         click.option(
             "--promql",
@@ -151,6 +149,8 @@ def prometheus_options(
         if extras.get("promql"):
             raise click.UsageError("--promql needs --prometheus URL")
         return None
+    from hawatch.sources.prometheus import PrometheusOptions
+
     url = _http_url(url, "--prometheus")
     parts = urlsplit(url)
     user = extras.get("prometheus_user") or (unquote(parts.username) if parts.username else None)
@@ -168,7 +168,8 @@ def prometheus_options(
         password=Secret(password) if password else None,
         token=Secret(token) if token else None,
         ca_cert=extras.get("prometheus_ca_cert"),
-        insecure=bool(extras.get("prometheus_insecure")),
+        insecure=env.get("HAWATCH_PROMETHEUS_INSECURE", "").strip().lower()
+        in ("1", "true", "yes", "on"),
         queries=tuple(query for query in extras.get("promql") or () if query.strip()),
     )
 
@@ -176,6 +177,11 @@ def prometheus_options(
 def http_probe_options(extras: Mapping[str, Any]) -> tuple[HttpProbeOptions, ...]:
     """One `HttpProbeOptions` per ``--http-probe`` URL, with the shared method, status,
     timeout and interval."""
+    urls = list(dict.fromkeys(extras.get("http_probes") or ()))
+    if not urls:
+        return ()
+    from hawatch.sources.http_probe import HttpProbeOptions
+
     method = str(extras.get("http_probe_method") or "GET").strip().upper()
     if not method.isalpha():
         raise click.UsageError(f"--http-probe-method: {method!r} is not an HTTP method")
@@ -187,5 +193,5 @@ def http_probe_options(extras: Mapping[str, Any]) -> tuple[HttpProbeOptions, ...
             timeout=float(extras.get("http_probe_timeout") or 2.0),
             interval=float(extras.get("http_probe_interval") or 0.5),
         )
-        for url in dict.fromkeys(extras.get("http_probes") or ())
+        for url in urls
     )

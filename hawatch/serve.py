@@ -41,7 +41,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiohttp_jinja2
 from aiohttp import WSCloseCode, web
@@ -135,6 +135,7 @@ def viewer_command(
     journal: bool = False,
     allow_failover: bool = False,
     python: str = sys.executable,
+    extras: Mapping[str, Any] | None = None,
 ) -> ViewerCommand:
     """The ``hawatch watch`` command each viewer runs, from `hawatch serve`'s options.
 
@@ -152,6 +153,10 @@ def viewer_command(
       ``hawatch watch`` reads a broker only from its command line.
     - ``--no-failover`` is added unless `allow_failover` (and the screen's own
       ``--no-failover`` was not given): the page has no login.
+    - `extras` (the ``--prometheus`` and ``--http-probe`` options) go on as flags, but a
+      ``--prometheus`` URL without its credentials: its password becomes the viewer's
+      ``HAWATCH_PROMETHEUS_PASSWORD`` and its user ``--prometheus-user``; a probe URL
+      with a password is refused, as a broker's is.
     - ``--no-journal`` is added unless `journal`: every viewer watches the same
       cluster, so each would write one more copy of the same events. With
       `journal`, each viewer writes its own default journal file (named after
@@ -212,11 +217,51 @@ def viewer_command(
         argv += ["--refresh", f"{screen['refresh']:g}"]
     if not (allow_failover and screen.get("allow_failover", True)):
         argv.append("--no-failover")
+    argv += _extras_argv(extras or {}, secrets)
     if read_only:
         argv.append("--read-only")
     if not journal:
         argv.append("--no-journal")
     return ViewerCommand(argv=tuple(argv), secrets=secrets)
+
+
+def _extras_argv(extras: Mapping[str, Any], secrets: dict[str, Secret]) -> list[str]:
+    """The ``--prometheus`` and ``--http-probe`` flags for a viewer, credentials kept off."""
+    argv: list[str] = []
+    prometheus = extras.get("prometheus")
+    if prometheus:
+        parts = urlsplit(prometheus)
+        user = extras.get("prometheus_user") or (unquote(parts.username or "") or None)
+        if parts.password:
+            secrets["HAWATCH_PROMETHEUS_PASSWORD"] = Secret(unquote(parts.password))
+        argv += ["--prometheus", without_credentials(prometheus)]
+        if user:
+            argv += ["--prometheus-user", user]
+    if extras.get("prometheus_ca_cert") is not None:
+        argv += ["--prometheus-ca-cert", str(extras["prometheus_ca_cert"])]
+    for query in extras.get("promql") or ():
+        argv += ["--promql", query]
+    probes = list(extras.get("http_probes") or ())
+    for url in probes:
+        if redact_url(url) != url:
+            raise ServeUsageError(
+                "--http-probe holds a password, which every viewer's command line would show; "
+                "probe a URL without one"
+            )
+        argv += ["--http-probe", url]
+    if probes:
+        for flag, key in (
+            ("--http-probe-method", "http_probe_method"),
+            ("--http-probe-status", "http_probe_status"),
+            ("--http-probe-timeout", "http_probe_timeout"),
+            ("--http-probe-interval", "http_probe_interval"),
+        ):
+            if extras.get(key) is not None:
+                argv += [
+                    flag,
+                    f"{extras[key]:g}" if isinstance(extras[key], float) else str(extras[key]),
+                ]
+    return argv
 
 
 # --------------------------------------------------------------------------- addresses

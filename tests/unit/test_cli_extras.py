@@ -47,9 +47,8 @@ def test_the_password_can_come_from_the_environment(tmp_path: Path) -> None:
             prometheus="http://127.0.0.1:9090",
             prometheus_user="me",
             prometheus_ca_cert=ca,
-            prometheus_insecure=True,
         ),
-        {"HAWATCH_PROMETHEUS_PASSWORD": "from-env"},
+        {"HAWATCH_PROMETHEUS_PASSWORD": "from-env", "HAWATCH_PROMETHEUS_INSECURE": "1"},
     )
     assert options is not None
     assert (options.username, options.ca_cert, options.insecure) == ("me", ca, True)

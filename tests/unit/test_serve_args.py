@@ -16,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from hawatch.cli import CELERY_FLAGS, CONNECTION_FLAGS, SCREEN_FLAGS, serve, watch
+from hawatch.cli_extras import EXTRA_FLAGS, http_probe_options, prometheus_options
 from hawatch.serve import (
     ServeUsageError,
     ViewerCommand,
@@ -42,6 +43,7 @@ def serve_options(*args: str) -> dict[str, Any]:
         "read_only": params["read_only"],
         "journal": params["journal"],
         "allow_failover": params["browser_failover"],
+        "extras": {name: params[name] for name in EXTRA_FLAGS},
     }
 
 
@@ -307,3 +309,34 @@ def test_bad_input_is_one_sentence_and_status_2(args: list[str], needle: str) ->
     assert needle in lines[0]
     assert SECRET not in result.stderr + result.stdout
     assert result.stdout == ""
+
+
+def test_prometheus_and_probes_reach_the_viewer_without_their_password() -> None:
+    options = serve_options(
+        "--prometheus",
+        f"http://ops:{SECRET}@127.0.0.1:9090/prom",
+        "--promql",
+        "sum(up)",
+        "--http-probe",
+        "http://127.0.0.1:8801/health",
+        "--http-probe-status",
+        "204",
+        "--http-probe-timeout",
+        "1.5",
+    )
+    viewer = viewer_command(**options)
+    assert SECRET not in " ".join(viewer.argv)
+    assert viewer.secrets["HAWATCH_PROMETHEUS_PASSWORD"].reveal() == SECRET
+    params = watch_params(viewer)
+    child = {name: params[name] for name in EXTRA_FLAGS}
+    env = {"HAWATCH_PROMETHEUS_PASSWORD": SECRET}
+    mine, theirs = prometheus_options(options["extras"], {}), prometheus_options(child, env)
+    assert mine is not None and theirs is not None
+    assert (theirs.url, theirs.username, theirs.queries) == (mine.url, mine.username, mine.queries)
+    assert theirs.password is not None and theirs.password.reveal() == SECRET
+    assert http_probe_options(child) == http_probe_options(options["extras"])
+
+
+def test_a_probe_url_with_a_password_is_refused() -> None:
+    with pytest.raises(ServeUsageError, match="--http-probe holds a password"):
+        viewer_for("--http-probe", f"http://u:{SECRET}@127.0.0.1:8801/")
