@@ -13,6 +13,9 @@ HEADLESS_MODULES = [
     "hawatch.core.cluster",
     "hawatch.core.text",
     "hawatch.core.tasks",
+    "hawatch.core.incidents",
+    "hawatch.core.attention",
+    "hawatch.core.prometheus",
     "hawatch.sources",
     "hawatch.sources.sentinel",
     "hawatch.sources.sentinel_messages",
@@ -22,6 +25,12 @@ HEADLESS_MODULES = [
     "hawatch.audit",
     "hawatch.monitor",
     "hawatch.sources.canary",
+    "hawatch.sources.prometheus",
+    "hawatch.sources.http_probe",
+    "hawatch.journal",
+    "hawatch.report",
+    "hawatch.logfile",
+    "hawatch.cli_extras",
 ]
 
 
