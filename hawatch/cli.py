@@ -343,8 +343,6 @@ def _screen_options(screen: dict[str, Any]) -> ScreenOptions:
     import math
     import os
 
-    from hawatch.views.options import DEFAULT_REFRESH, ScreenOptions
-
     theme = screen["theme"] or os.environ.get("HAWATCH_THEME", "").strip().lower() or "default"
     if theme not in THEMES:
         raise click.UsageError(
@@ -352,8 +350,10 @@ def _screen_options(screen: dict[str, Any]) -> ScreenOptions:
         )
     refresh = screen["refresh"]
     if refresh is not None:
-        # Textual reads its frame cap once, when it is first imported (not yet here).
+        # Textual reads its frame cap once, when it is first imported: before the views.
         os.environ["TEXTUAL_FPS"] = str(max(1, math.ceil(1 / refresh)))
+    from hawatch.views.options import DEFAULT_REFRESH, ScreenOptions
+
     return ScreenOptions(
         theme=theme,
         bell=screen["bell"],

@@ -142,3 +142,19 @@ def test_console_script_and_module_are_the_same_program() -> None:
     assert script.exists()
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout == run("--version").stdout
+
+
+def test_refresh_caps_textuals_frame_rate_before_textual_is_imported() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "os.environ.pop('TEXTUAL_FPS', None)\n"
+        "from hawatch.cli import _screen_options\n"
+        "_screen_options({'theme': None, 'bell': True, 'refresh': 2.0, 'allow_failover': True})\n"
+        "import textual.constants\n"
+        "print(textual.constants.MAX_FPS)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
