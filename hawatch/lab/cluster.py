@@ -23,6 +23,7 @@ import signal
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -399,13 +400,11 @@ class LabCluster:
         if self.prometheus is not None:
             with contextlib.suppress(Exception):
                 self.prometheus.stop()
-        for proc in reversed(self.extra):
-            with contextlib.suppress(Exception):
-                proc.stop(timeout=10.0, group=True)
-        for node in [*self.sentinel_nodes, *self.data_nodes]:
-            if node.process is not None:
-                with contextlib.suppress(Exception):
-                    node.process.stop(timeout=5.0)
+        # Side by side: a worker finishing its tasks must not hold up the rest, so Ctrl-C
+        # on the demo takes as long as the slowest process, not the sum of them all.
+        _stop_all([(proc, 10.0, True) for proc in reversed(self.extra)])
+        nodes = [*self.sentinel_nodes, *self.data_nodes]
+        _stop_all([(node.process, 5.0, False) for node in nodes if node.process is not None])
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -845,6 +844,29 @@ def _as_map(reply: Any) -> dict[str, Any]:
         return {str(k): v for k, v in reply.items()}
     items = list(reply)
     return {str(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
+
+
+def _stop_all(stops: list[tuple[ManagedProcess, float, bool]]) -> None:
+    """Stop each (process, timeout, group) in a thread of its own and wait for them all."""
+
+    def stop(proc: ManagedProcess, timeout: float, group: bool) -> None:
+        with contextlib.suppress(Exception):
+            proc.stop(timeout=timeout, group=group)
+
+    threads = [
+        threading.Thread(target=stop, args=item, name="lab stop", daemon=True) for item in stops
+    ]
+    for thread in threads:
+        thread.start()
+    interrupted = False
+    for thread in threads:
+        while thread.is_alive():
+            try:
+                thread.join()
+            except KeyboardInterrupt:  # a second Ctrl-C: finish stopping what was started
+                interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
