@@ -51,7 +51,7 @@ from hawatch.audit import audit_failover
 from hawatch.core.attention import Attention
 from hawatch.core.cluster import ClusterSnapshot, ClusterState
 from hawatch.core.events import FailoverRequested
-from hawatch.core.incidents import IncidentsSnapshot
+from hawatch.core.incidents import IncidentReport, IncidentsSnapshot
 from hawatch.journal import Journal, state_dir
 from hawatch.monitor import CeleryOptions, Monitor
 from hawatch.settings import Settings
@@ -161,6 +161,17 @@ def _tolerant_terminal_output() -> Iterator[None]:
         setattr(sys, "__stderr__", original)  # noqa: B010
 
 
+def _incident_words(report: IncidentReport) -> str:
+    """An open incident in a few words for the list of masters: ``gap 12.0s and
+    counting``, or the phase it is in before the switch."""
+    if report.switched is None:
+        return "failover started" if report.elected is not None else "fault"
+    if report.gap_s is None:
+        return "switched"
+    counting = " and counting" if "gap_s" in report.counting else ""
+    return f"gap {report.gap_s:.1f}s{counting}"
+
+
 def export_dir() -> Path:
     """Where the export key writes: ``$XDG_STATE_HOME/hawatch/exports``."""
     return state_dir() / "exports"
@@ -256,6 +267,8 @@ class HawatchApp(App[None]):
         self.cleared_at: float | None = None
         """Events and incidents up to this time are cleared from the screen (``c``)."""
         self._attention = Attention()
+        self._in_incident: dict[str, str] = {}
+        """Master name → its open incident in a few words, as of the last render."""
         self.log_path: Path | None = None
         """Where log records go while the screen runs (None: not redirected)."""
         self.sub_title = subtitle if subtitle is not None else self._default_subtitle()
@@ -403,7 +416,7 @@ class HawatchApp(App[None]):
                 self._render_timeline(incidents)
                 self._render_prometheus(snapshot)
                 self._render_pending(incidents)
-                self._render_masters(snapshot)
+                self._render_masters(snapshot, incidents)
                 self._render_status(snapshot)
         except NoMatches:
             return  # a tick while the app is closing: its widgets are already gone
@@ -464,7 +477,7 @@ class HawatchApp(App[None]):
                 widget.display = display
             widget.set_class(self.zoomed == name, "zoomed")
 
-    def _render_masters(self, snapshot: ClusterSnapshot) -> None:
+    def _render_masters(self, snapshot: ClusterSnapshot, incidents: IncidentsSnapshot) -> None:
         container = self.query_one("#masters", VerticalScroll)
         names = {view.name for view in snapshot.masters}
         answered = bool(snapshot.reachable) or bool(snapshot.masters)
@@ -489,6 +502,7 @@ class HawatchApp(App[None]):
             waiting.update(f"{WAITING} none has answered yet.")
         if not self._panels:
             return
+        self._in_incident = {report.master: _incident_words(report) for report in incidents.open}
         chosen = self.selected_master()
         texts = {name: panel_text(name, snapshot.master(name), snapshot) for name in self._panels}
         several = len(texts) > 1
@@ -496,7 +510,7 @@ class HawatchApp(App[None]):
         listing.display = several
         listing.set_class(self.compact, "compact")
         if several:
-            listing.show([texts[name] for name in sorted(texts)], chosen)
+            listing.show([texts[name] for name in sorted(texts)], chosen, self._in_incident)
         compact = self.compact and self.zoomed != "masters"
         # Short terminal, several masters: the list says how each one is, and only the
         # chosen one is shown in full.
@@ -679,10 +693,13 @@ class HawatchApp(App[None]):
         return self.options.allow_failover and not self.settings.read_only
 
     def selected_master(self) -> str | None:
-        """The master the failover key and the export act on: the chosen one, else the
-        first by name."""
+        """The master the failover key and the export act on: the one the operator chose,
+        else the first by name with an incident open, else the first by name."""
         if self._chosen in self._panels:
             return self._chosen
+        troubled = sorted(name for name in self._in_incident if name in self._panels)
+        if troubled:
+            return troubled[0]
         return min(self._panels) if self._panels else None
 
     def choose_master(self, name: str) -> None:

@@ -15,6 +15,7 @@ health, the warnings and the newest events come first and stay on screen.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
@@ -416,14 +417,16 @@ class MasterPanel(Vertical):
         return "\n".join(self._lines)
 
 
-def master_summary(text: PanelText, *, chosen: bool) -> str:
+def master_summary(text: PanelText, *, chosen: bool, incident: str | None = None) -> str:
     """``▶ mymaster  127.0.0.1:6379  OK``: one master in the list of all of them.
 
     The arrow marks the chosen master (the one the failover key acts on), so the
-    choice is visible without colour.
+    choice is visible without colour; `incident`, when one is open for it, follows
+    (``INCIDENT: gap 12.0s and counting``).
     """
     marker = "▶" if chosen else " "
-    return f"{marker} {text.name}  {text.address or 'address unknown'}  {text.health}"
+    line = f"{marker} {text.name}  {text.address or 'address unknown'}  {text.health}"
+    return f"{line}  INCIDENT: {incident}" if incident else line
 
 
 class MastersList(Static):
@@ -435,22 +438,39 @@ class MastersList(Static):
         self.names: tuple[str, ...] = ()
         self.shown = ""
 
-    def show(self, texts: list[PanelText], chosen: str | None) -> None:
-        """Display one line per master in `texts` (in order); redraw only on a change."""
-        lines = [master_summary(text, chosen=text.name == chosen) for text in texts]
+    def show(
+        self,
+        texts: list[PanelText],
+        chosen: str | None,
+        incidents: Mapping[str, str] | None = None,
+    ) -> None:
+        """Display one line per master in `texts` (in order), with its open incident in a
+        few words (`incidents`: name → words); redraw only on a change."""
+        open_ = incidents or {}
+        lines = [
+            master_summary(text, chosen=text.name == chosen, incident=open_.get(text.name))
+            for text in texts
+        ]
         plain = "\n".join(lines)
         self.names = tuple(text.name for text in texts)
         if plain == self.shown:
             return
         self.shown = plain
-        content = Content("\n").join(
-            Content.assemble(
-                (line, "bold" if text.name == chosen else ""),
-            ).stylize("reverse", len(line) - len(text.health), len(line))
-            if text.health != "OK"
-            else Content.assemble((line, "bold" if text.name == chosen else ""))
-            for line, text in zip(lines, texts, strict=True)
-        )
+        parts = []
+        for line, text in zip(lines, texts, strict=True):
+            style = "bold" if text.name == chosen else ""
+            # The line is `master_summary`'s: the health word, then any incident.
+            start = line.index(f"  {text.health}", len(text.name) + 2) + 2
+            end = start + len(text.health)
+            health_style = f"{style} reverse".strip() if text.health != "OK" else style
+            parts.append(
+                Content.assemble(
+                    (line[:start], style),
+                    (line[start:end], health_style),
+                    (line[end:], "bold" if line[end:] else style),
+                )
+            )
+        content = Content("\n").join(parts)
         self.update(content)
 
     def on_click(self, event: Click) -> None:

@@ -136,7 +136,7 @@ async def check_zoom(app: HawatchApp, pilot: Pilot[None]) -> None:
 async def check_toggle_timeline(app: HawatchApp, pilot: Pilot[None]) -> None:
     await pilot.press("t")
     await until(pilot, lambda: not shown(app)["timeline"])
-    assert "gap" not in screen_text(app)
+    assert "F──D──S" not in screen_text(app)  # the phase bar is gone
     await pilot.press("t")
     await until(pilot, lambda: shown(app)["timeline"])
     assert "gap 12.0s and counting" in screen_text(app)
@@ -190,9 +190,7 @@ CHECKS: dict[str, Check] = {
 async def test_every_key_in_the_footer_and_the_help_does_what_it_says() -> None:
     app = busy_app()
     async with app.run_test(size=SIZE) as pilot:
-        await until(
-            pilot, lambda: "▶ cache" in screen_text(app) or "▶ mymaster" in screen_text(app)
-        )
+        await until(pilot, lambda: "▶ mymaster" in screen_text(app))
         await pilot.pause(0.3)
         listed = footer_keys(app) | {key for key, _, _ in app.key_help()}
         # Nothing listed goes unchecked, nothing checked is unlisted.
@@ -241,10 +239,10 @@ async def run_command(app: HawatchApp, pilot: Pilot[None], title: str) -> None:
 async def test_the_palette_lists_hawatch_actions_and_runs_them() -> None:
     app = busy_app()
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: "▶ cache" in screen_text(app))
+        await until(pilot, lambda: "▶ mymaster" in screen_text(app))
         listed = await palette(app, pilot)
         for title in (
-            "Fail over cache",
+            "Fail over mymaster",
             "Export the incident",
             "Choose master cache",
             "Choose master mymaster",
@@ -258,6 +256,8 @@ async def test_the_palette_lists_hawatch_actions_and_runs_them() -> None:
             "Help: all keys",
         ):
             assert title in listed, title
+        await run_command(app, pilot, "Choose master cache")
+        assert app.selected_master() == "cache"
         await run_command(app, pilot, "Choose master mymaster")
         assert app.selected_master() == "mymaster"
         await run_command(app, pilot, "Zoom: timeline")
@@ -289,7 +289,7 @@ async def test_no_failover_entry_anywhere(how: str, audit_log: Path) -> None:
     else:
         app = busy_app(screen=ScreenOptions(allow_failover=False))
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: "▶ cache" in screen_text(app))
+        await until(pilot, lambda: "▶ mymaster" in screen_text(app))
         await pilot.pause(0.3)
         assert "Fail" not in screen_text(app).splitlines()[-1]
         assert "f" not in app.screen.active_bindings
@@ -354,12 +354,22 @@ async def test_refresh_bounds_how_often_the_screen_is_rendered() -> None:
 async def test_the_selected_master_is_chosen_by_a_click() -> None:
     app = busy_app()
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: "▶ cache" in screen_text(app))
-        row = next(
-            i for i, line in enumerate(screen_text(app).splitlines()) if "  mymaster  " in line
-        )
+        await until(pilot, lambda: "▶ mymaster" in screen_text(app))
+        row = next(i for i, line in enumerate(screen_text(app).splitlines()) if "  cache  " in line)
         listing = app.query_one("#masters-list")
         await pilot.click("#masters-list", offset=(4, row - listing.region.y))
-        await until(pilot, lambda: app.selected_master() == "mymaster")
+        await until(pilot, lambda: app.selected_master() == "cache")
         panels = {panel.master: panel.display for panel in app.query(MasterPanel)}
-        assert panels == {"mymaster": True, "cache": False}
+        assert panels == {"mymaster": False, "cache": True}
+
+
+async def test_the_master_with_an_open_incident_is_chosen_until_the_operator_chooses() -> None:
+    app = busy_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "▶ mymaster" in screen_text(app))
+        shown = screen_text(app)
+        assert "▶ mymaster  127.0.0.1:6380  OK  INCIDENT: gap 12.0s and counting" in shown
+        assert "  cache  127.0.0.1:6479  OK" in shown
+        assert app.selected_master() == "mymaster"  # not "cache", the first by name
+        await pilot.press("m")
+        await until(pilot, lambda: app.selected_master() == "cache")

@@ -56,7 +56,7 @@ def not_scrolled(app: HawatchApp) -> bool:
 async def test_the_essentials_fit_80x24_with_several_masters_and_a_notice() -> None:
     app = SceneApp([*incident(), *second_master()])
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: "▶ cache" in screen_text(app))
+        await until(pilot, lambda: "  cache  127.0.0.1:6479" in screen_text(app))
         app.choose_master("mymaster")
         app._notice("a sentence on the notice line, as after an export")
         await until(pilot, lambda: "▶ mymaster" in screen_text(app))
@@ -85,7 +85,7 @@ async def test_a_taller_terminal_shows_the_tables_and_history() -> None:
 async def test_resizing_never_breaks_the_layout() -> None:
     app = SceneApp([*incident(), *second_master()])
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: "▶ cache" in screen_text(app))
+        await until(pilot, lambda: "  cache  127.0.0.1:6479" in screen_text(app))
         for size in ((40, 12), (200, 60), (20, 6), (120, 30), (80, 24)):
             await pilot.resize_terminal(*size)
             await pilot.pause(0.4)
