@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from hawatch import __version__
-from hawatch.cli_extras import extra_options, http_probe_options, prometheus_options
+from hawatch.cli_extras import (
+    extra_options,
+    http_probe_options,
+    option_group,
+    prometheus_options,
+)
 from hawatch.monitor import DEFAULT_LOST_AFTER
 from hawatch.settings import Settings, SettingsError, load_settings, redact_url
 
@@ -168,11 +173,6 @@ def celery_options(*, canary_default: float = 0.0) -> Callable[[F], F]:
     """
 
     def decorate(func: F) -> F:
-        @functools.wraps(func)
-        def with_celery(*args: Any, **kwargs: Any) -> Any:
-            celery = {name: kwargs.pop(name) for name in CELERY_FLAGS}
-            return func(*args, celery=celery, **kwargs)
-
         options = [
             click.option(
                 "--broker",
@@ -220,10 +220,7 @@ def celery_options(*, canary_default: float = 0.0) -> Callable[[F], F]:
                 help="Watch the Celery side (task events, queues) as well as Sentinel.",
             ),
         ]
-        decorated: Any = with_celery
-        for option in reversed(options):
-            decorated = option(decorated)
-        return decorated
+        return option_group("celery", CELERY_FLAGS, options, func)
 
     return decorate
 
@@ -295,12 +292,6 @@ def screen_options(func: F) -> F:
 
     The command receives them together as one `screen` mapping, for `_screen_options`.
     """
-
-    @functools.wraps(func)
-    def with_screen(*args: Any, **kwargs: Any) -> Any:
-        screen = {name: kwargs.pop(name) for name in SCREEN_FLAGS}
-        return func(*args, screen=screen, **kwargs)
-
     options = [
         click.option(
             "--theme",
@@ -332,10 +323,7 @@ def screen_options(func: F) -> F:
             help="Hide the failover key (the web view's default). --read-only implies it.",
         ),
     ]
-    decorated: Any = with_screen
-    for option in reversed(options):
-        decorated = option(decorated)
-    return decorated
+    return option_group("screen", SCREEN_FLAGS, options, func)
 
 
 def _screen_options(screen: dict[str, Any]) -> ScreenOptions:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -30,6 +30,7 @@ __all__ = [
     "EXTRA_FLAGS",
     "extra_options",
     "http_probe_options",
+    "option_group",
     "prometheus_options",
 ]
 
@@ -49,15 +50,26 @@ EXTRA_FLAGS = (
 """The arguments that `extra_options` adds as flags."""
 
 
+def option_group(
+    key: str, names: Sequence[str], options: Sequence[Callable[[Any], Any]], func: F
+) -> F:
+    """Add `options` (click options, in the order ``--help`` lists them) to the command
+    `func`, which receives the arguments `names` together as one mapping, keyword `key`."""
+
+    @functools.wraps(func)
+    def grouped(*args: Any, **kwargs: Any) -> Any:
+        group = {name: kwargs.pop(name) for name in names}
+        return func(*args, **{key: group}, **kwargs)
+
+    decorated: Any = grouped
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated
+
+
 def extra_options(func: F) -> F:
     """Add the Prometheus and HTTP probe options; the command receives them together as
     one `extras` mapping, for `prometheus_options` and `http_probe_options`."""
-
-    @functools.wraps(func)
-    def with_extras(*args: Any, **kwargs: Any) -> Any:
-        extras = {name: kwargs.pop(name) for name in EXTRA_FLAGS}
-        return func(*args, extras=extras, **kwargs)
-
     options = [
         click.option(
             "--prometheus",
@@ -120,10 +132,7 @@ def extra_options(func: F) -> F:
             help="Seconds between two probes of one URL.",
         ),
     ]
-    decorated: Any = with_extras
-    for option in reversed(options):
-        decorated = option(decorated)
-    return decorated
+    return option_group("extras", EXTRA_FLAGS, options, func)
 
 
 def _http_url(url: str, what: str) -> str:
