@@ -7,15 +7,14 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from terminal import Terminal
 
 from hawatch.lab import pid_alive
 
@@ -25,75 +24,9 @@ pytestmark = [
 ]
 
 
-class Tmux:
-    """A private tmux server (its own socket) running one command in an 80x24 window."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.socket = f"hawatch-test-{uuid.uuid4().hex[:8]}"
-        self.tmp = tmp
-
-    def tmux(self, *args: str) -> str:
-        return subprocess.run(
-            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-
-    def start(self, command: str) -> None:
-        env = {"TERM": "xterm-256color", **os.environ}
-        subprocess.run(
-            [
-                "tmux",
-                "-L",
-                self.socket,
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-x",
-                "80",
-                "-y",
-                "24",
-                "-s",
-                "demo",
-                command,
-            ],
-            check=True,
-            timeout=30,
-            env=env,
-        )
-
-    def screen(self) -> str:
-        try:
-            return self.tmux("capture-pane", "-p", "-t", "demo")
-        except subprocess.CalledProcessError:
-            return ""
-
-    def wait_for(self, needle: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if needle in screen:
-                return screen
-            time.sleep(0.2)
-        raise AssertionError(f"{needle!r} never appeared on screen:\n{screen}")
-
-    def pane_pid(self) -> int:
-        return int(self.tmux("display-message", "-p", "-t", "demo", "#{pane_pid}").strip())
-
-    def kill_server(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=30)
-        # A killed server leaves its socket file behind.
-        path = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / self.socket
-        path.unlink(missing_ok=True)
-
-
 @pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    t = Tmux(tmp_path)
+def tmux(tmp_path: Path) -> Iterator[Terminal]:
+    t = Terminal(tmp_path)
     try:
         yield t
     finally:
@@ -123,7 +56,7 @@ def _wait_gone(pids: dict[str, int], timeout: float) -> list[str]:
     return alive
 
 
-def _start_demo(tmux: Tmux, tmp_path: Path) -> tuple[Path, dict]:
+def _start_demo(tmux: Terminal, tmp_path: Path) -> tuple[Path, dict]:
     status = tmp_path / "status"
     command = " ".join(
         shlex.quote(a)
@@ -153,7 +86,9 @@ def _exit_status(tmp_path: Path, timeout: float = 60) -> int:
     raise AssertionError("hawatch demo did not exit")
 
 
-def test_demo_follows_a_failover_and_ctrl_c_stops_everything(tmux: Tmux, tmp_path: Path) -> None:
+def test_demo_follows_a_failover_and_ctrl_c_stops_everything(
+    tmux: Terminal, tmp_path: Path
+) -> None:
     directory, lab = _start_demo(tmux, tmp_path)
     pids = lab["pids"]
     assert all(pid_alive(p) for p in pids.values())
@@ -171,7 +106,7 @@ def test_demo_follows_a_failover_and_ctrl_c_stops_everything(tmux: Tmux, tmp_pat
     assert new != old
     screen = tmux.wait_for(f"master {new[0]}:{new[1]}", timeout=15)
     assert "Traceback" not in screen
-    tmux.tmux("send-keys", "-t", "demo", "C-c")
+    tmux.tmux("send-keys", "-t", tmux.session, "C-c")
     assert _exit_status(tmp_path) == 0
     assert _wait_gone(pids, 30) == []
     assert not directory.exists()
@@ -179,7 +114,7 @@ def test_demo_follows_a_failover_and_ctrl_c_stops_everything(tmux: Tmux, tmp_pat
 
 @pytest.mark.parametrize("how", ["SIGTERM", "hang-up"])
 def test_demo_stopped_by_a_signal_leaves_nothing_behind(
-    tmux: Tmux, tmp_path: Path, how: str
+    tmux: Terminal, tmp_path: Path, how: str
 ) -> None:
     directory, lab = _start_demo(tmux, tmp_path)
     pids = lab["pids"]

@@ -9,14 +9,13 @@ import os
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from terminal import Terminal, wait_gone
 
 from hawatch.lab import LabCluster, pid_alive
 
@@ -29,13 +28,6 @@ pytestmark = [
 EXIT_WITHIN = 5.0
 """Seconds hawatch may take to exit once its terminal is gone."""
 
-TMUX_CONFIG = """\
-set -g default-terminal "xterm-256color"
-set -g default-size 80x24
-set -g status off
-"""
-"""An 80x24 pane (no status line taking a row), TERM=xterm-256color inside it."""
-
 BLOCK_SIGHUP_AND_EXEC = (
     "import os, signal, sys; "
     "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP}); "
@@ -45,63 +37,6 @@ BLOCK_SIGHUP_AND_EXEC = (
 exec and in every thread, whatever handler the program installs (unlike `trap '' HUP`,
 which asyncio's `add_signal_handler` would override): the hang-up stays pending, never
 delivered."""
-
-
-class Terminal:
-    """A private tmux server (its own socket, no user config) with one 80x24 pane."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.socket = f"hawatch-test-{uuid.uuid4().hex[:8]}"
-        self.config = tmp / "tmux.conf"
-        self.config.write_text(TMUX_CONFIG)
-        self.server_pid: int | None = None
-        self.socket_path: Path | None = None
-
-    def tmux(self, *args: str) -> str:
-        return subprocess.run(
-            ["tmux", "-L", self.socket, "-f", str(self.config), *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-            env={**os.environ, "TERM": "xterm-256color"},
-        ).stdout
-
-    def start(self, command: str) -> int:
-        """Run `command` in the pane; the pane's pid (the command itself, with `exec`)."""
-        out = self.tmux(
-            *("new-session", "-d", "-x", "80", "-y", "24", "-s", "watch"),
-            *("-P", "-F", "#{pid} #{pane_pid} #{socket_path}", command),
-        )
-        server, pane, socket_path = out.split(" ", 2)
-        self.server_pid = int(server)
-        self.socket_path = Path(socket_path.strip())
-        return int(pane)
-
-    def screen(self) -> str:
-        try:
-            return self.tmux("capture-pane", "-p", "-t", "watch")
-        except subprocess.CalledProcessError:
-            return ""
-
-    def wait_for(self, needle: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if needle in screen:
-                return screen
-            time.sleep(0.1)
-        raise AssertionError(f"{needle!r} never appeared on screen:\n{screen}")
-
-    def kill_server(self) -> None:
-        """Kill the terminal: tmux closes the pane's pty, which hangs it up (an SSH drop)."""
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=30)
-        if self.server_pid is not None and not _wait_gone([self.server_pid], 5):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.server_pid, signal.SIGKILL)
-        if self.socket_path is not None and not pid_alive(self.server_pid or 0):
-            self.socket_path.unlink(missing_ok=True)  # a killed server leaves its socket
 
 
 @pytest.fixture
@@ -129,16 +64,6 @@ def _descendants(pid: int) -> list[int]:
     for child in _children(pid):
         out += [child, *_descendants(child)]
     return out
-
-
-def _wait_gone(pids: list[int], timeout: float) -> bool:
-    """True once none of `pids` runs (a zombie counts as gone)."""
-    deadline = time.monotonic() + timeout
-    while any(pid_alive(pid) for pid in pids):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -188,7 +113,7 @@ def _watching(terminal: Terminal, lab: LabCluster, *, block_sighup: bool) -> Ite
             if pid_alive(leftover):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(leftover, signal.SIGKILL)
-        _wait_gone(tree, 5)
+        wait_gone(tree, 5)
 
 
 def _check_exits_with_its_terminal(terminal: Terminal, pid: int, how: str) -> None:
@@ -197,7 +122,7 @@ def _check_exits_with_its_terminal(terminal: Terminal, pid: int, how: str) -> No
     assert all(pid_alive(child) for child in children)
     killed = time.monotonic()
     terminal.kill_server()
-    gone = _wait_gone([pid], EXIT_WITHIN)
+    gone = wait_gone([pid], EXIT_WITHIN)
     took = time.monotonic() - killed
     if not gone:
         cpu = _cpu_seconds(pid)
@@ -208,7 +133,7 @@ def _check_exits_with_its_terminal(terminal: Terminal, pid: int, how: str) -> No
             f"({how}); it uses {busy:.0f}% of a core meanwhile"
         )
     left = [child for child in children if pid_alive(child)]
-    assert _wait_gone(children, 2), f"hawatch exited but left children running: {left}"
+    assert wait_gone(children, 2), f"hawatch exited but left children running: {left}"
 
 
 def test_watch_shows_the_master_and_exits_when_its_terminal_hangs_up(
